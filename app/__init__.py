@@ -1,0 +1,47 @@
+"""Flask application factory with a late-bound Celery app.
+
+Importing this package reads no configuration and decides nothing about the broker:
+``create_app()`` does, each time it is called.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from app import errors, health, routes
+from app.celery_app import celery_init_app
+from app.config import ConfigError, load_config
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app from the config file (``FLASK_CONFIG``), then ``test_config``.
+
+    ``test_config`` holds Flask setting names and wins over the file; its ``CELERY``
+    mapping is merged into the file's Celery settings rather than replacing them.
+    """
+    app = Flask(__name__)
+    app.config.from_mapping(load_config(os.environ))
+    if test_config:
+        overrides = dict(test_config)
+        celery_overrides = overrides.pop("CELERY", {})
+        app.config.from_mapping(overrides)
+        app.config["CELERY"] = {**app.config["CELERY"], **celery_overrides}
+    celery_init_app(app)
+    app.register_blueprint(routes.bp)
+    app.register_blueprint(health.bp)
+    errors.register_error_handlers(app)
+    return app
+
+
+def create_app_or_exit() -> Flask:
+    """For entrypoints: a bad config ends the process with one line and status 2."""
+    try:
+        return create_app()
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,0 +1,134 @@
+"""Reading, merging and validating the service's settings.
+
+The file keeps the seed's lower-case format. Flask's ``from_file`` would silently drop
+lower-case keys, so each key is validated here and mapped to its upper-case Flask name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from celery.app.defaults import DEFAULTS
+
+DEFAULT_CONFIG_PATH = "./secrets/api-config.yaml"
+
+# Secrets may come from the environment instead of the file (containers, CI):
+# variable -> (section of the file or None for the top level, key).
+ENV_OVERRIDES: dict[str, tuple[str | None, str]] = {
+    "FLASK_SECRET_KEY": (None, "secret_key"),
+    "CELERY_BROKER_URL": ("celery", "broker_url"),
+    "CELERY_RESULT_BACKEND": ("celery", "result_backend"),
+}
+TOP_LEVEL_KEYS = frozenset({"secret_key", "port", "sample_task_seconds", "celery"})
+# Celery accepts any key silently, so a typo (``brokerurl``) would fall back to a default.
+CELERY_SETTINGS = frozenset(key for key in DEFAULTS if key.islower())
+REQUIRED_CELERY_SETTINGS = ("broker_url", "result_backend")
+_ENV_VARIABLE_FOR = {".".join(filter(None, place)): name for name, place in ENV_OVERRIDES.items()}
+_REQUIRED = object()
+
+_TYPE_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+               list: "a list", dict: "a mapping", type(None): "an empty value"}
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the file and the key."""
+
+    def __init__(self, source: str | os.PathLike[str], key: str | None, reason: str) -> None:
+        where = f"{source}, key '{key}'" if key else str(source)
+        super().__init__(f"config error in {where}: {reason}")
+        self.source, self.key, self.reason = str(source), key, reason
+
+
+def config_path(environ: Mapping[str, str]) -> Path:
+    """Where the config file is: ``FLASK_CONFIG`` or the default."""
+    return Path(environ.get("FLASK_CONFIG") or DEFAULT_CONFIG_PATH)
+
+
+def load_config(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    """Read the config file, apply environment overrides, validate, return Flask settings."""
+    path = config_path(environ)
+    data = apply_env_overrides(read_config_file(path), environ)
+    _reject_unknown(path, data, TOP_LEVEL_KEYS, prefix="")
+    celery = _get(path, data, "celery", dict, "a mapping of Celery settings")
+    _reject_unknown(path, celery, CELERY_SETTINGS, prefix="celery.")
+    for key in REQUIRED_CELERY_SETTINGS:
+        _get(path, celery, key, str, "a non-empty string", prefix="celery.")
+    port = _get(path, data, "port", int, "an integer", default=8080)
+    if not 1 <= port <= 65535:
+        raise ConfigError(path, "port", f"expected a TCP port from 1 to 65535, got {port}")
+    seconds = _get(path, data, "sample_task_seconds", (int, float), "a number", default=5)
+    if seconds < 0:
+        raise ConfigError(path, "sample_task_seconds", f"expected 0 or more, got {seconds}")
+    return {
+        "CONFIG_FILE": str(path),
+        "SECRET_KEY": _get(path, data, "secret_key", str, "a non-empty string"),
+        "PORT": port,
+        "SAMPLE_TASK_SECONDS": seconds,
+        "CELERY": celery,
+    }
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Parse a YAML or JSON file (chosen by its suffix) into a mapping."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(path, None, f"cannot read the file: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(path, None, "cannot read the file: it is not UTF-8 text") from None
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except json.JSONDecodeError as error:
+        where = f"line {error.lineno}, column {error.colno}"
+        raise ConfigError(path, None, f"malformed JSON at {where}: {error.msg}") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or "cannot parse"
+        raise ConfigError(path, None, f"malformed YAML{where}: {problem}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(path, None, "expected a mapping of keys to values at the top level")
+    return data
+
+
+def apply_env_overrides(data: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """Return a copy of ``data`` with the secrets set in the environment put in place."""
+    merged = dict(data)
+    for variable, (section, key) in ENV_OVERRIDES.items():
+        if not (value := environ.get(variable)):
+            continue
+        if section is None:
+            merged[key] = value
+        elif isinstance(current := merged.get(section) or {}, dict):
+            merged[section] = {**current, key: value}
+    return merged
+
+
+def _reject_unknown(path: Path, data: Mapping[str, Any], known: frozenset[str], prefix: str) -> None:
+    for key in data:
+        if key not in known:
+            raise ConfigError(path, f"{prefix}{key}", "unknown key (a typo?)")
+
+
+def _get(path: Path, data: Mapping[str, Any], key: str, kind: type | tuple[type, ...],
+         expected: str, default: Any = _REQUIRED, prefix: str = "") -> Any:
+    name = prefix + key
+    if key not in data:
+        if default is _REQUIRED:
+            variable = _ENV_VARIABLE_FOR.get(name)
+            raise ConfigError(path, name, "missing required key" + (f" (or set {variable})" if variable else ""))
+        return default
+    value = data[key]
+    # bool is an int in Python, but `port: true` is a mistake, not port 1.
+    if isinstance(value, bool) or not isinstance(value, kind) or value == "":
+        raise ConfigError(path, name, f"expected {expected}, got {_type_name(value)}")
+    return value
+
+
+def _type_name(value: Any) -> str:
+    return "an empty string" if value == "" else _TYPE_NAMES.get(type(value), type(value).__name__)

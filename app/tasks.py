@@ -1,0 +1,37 @@
+"""The sample task, and how the API submits tasks so that their ids can be looked up."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from celery import Task, shared_task, states
+from flask import current_app
+from kombu.exceptions import OperationalError
+
+
+@shared_task(ignore_result=False)
+def sample_task() -> datetime:
+    """Sleep for the configured time, then return when it finished (UTC)."""
+    # Reading current_app works only because the task runs in the app context.
+    time.sleep(current_app.config["SAMPLE_TASK_SECONDS"])
+    return datetime.now(timezone.utc)
+
+
+def submit(task: Task, *args: Any, **kwargs: Any) -> str:
+    """Queue ``task`` and return its id, after recording that the id exists.
+
+    Celery reports PENDING for any id it never saw, so a queued task would look like a
+    typo. Storing a PENDING record before publishing lets ``AsyncResult.exists()`` tell
+    them apart; it is written first so a fast worker's result can't be overwritten.
+    """
+    task_id = str(uuid.uuid4())
+    task.backend.store_result(task_id, None, states.PENDING)
+    try:
+        task.apply_async(args, kwargs, task_id=task_id)
+    except OperationalError:  # not published: the id must not look queued
+        task.backend.forget(task_id)
+        raise
+    return task_id

@@ -1,0 +1,53 @@
+"""Run the web app on Flask's development server (for production, see gunicorn in the README).
+
+    python cli.py [--config FILE] [--host 127.0.0.1] [--port PORT] [--debug] [--worker]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+
+from app import create_app_or_exit
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", help="config file (default: $FLASK_CONFIG, else ./secrets/api-config.yaml)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    parser.add_argument("--port", type=int, help="port to bind (default: the config file's `port`)")
+    parser.add_argument("--debug", action="store_true", help="reloader and interactive debugger: never on a shared network")
+    parser.add_argument("--worker", action="store_true", help="also run a Celery worker, as a child process, on the same config")
+    return parser.parse_args(argv)
+
+
+def start_worker() -> subprocess.Popen[bytes]:
+    """The same worker as `celery -A celery_worker.celery worker`, with its config file."""
+    command = [sys.executable, "-m", "celery", "-A", "celery_worker.celery", "worker", "--loglevel=info"]
+    return subprocess.Popen(command, env=os.environ.copy())
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.config:
+        os.environ["FLASK_CONFIG"] = args.config  # inherited by the worker child
+    app = create_app_or_exit()
+    # With --debug the reloader re-runs this file in a child (WERKZEUG_RUN_MAIN set);
+    # only the outer process starts the worker, so there is exactly one.
+    worker = start_worker() if args.worker and not os.environ.get("WERKZEUG_RUN_MAIN") else None
+    # SIGTERM (docker stop, systemd) must also run the `finally` that stops the worker.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        app.run(host=args.host, port=args.port or app.config["PORT"], debug=args.debug)
+    finally:
+        if worker:
+            worker.terminate()
+            worker.wait()
+
+
+if __name__ == "__main__":
+    main()
