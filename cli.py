@@ -1,6 +1,6 @@
 """Run the web app on Flask's development server (for production, see gunicorn in the README).
 
-    python cli.py [--config FILE] [--host 127.0.0.1] [--port PORT] [--debug] [--worker]
+python cli.py [--config FILE] [--host 127.0.0.1] [--port PORT] [--debug] [--worker]
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--config", help="config file (default: $FLASK_CONFIG, else ./secrets/api-config.yaml)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     parser.add_argument("--port", type=int, help="port to bind (default: the config file's `port`)")
-    parser.add_argument("--debug", action="store_true", help="reloader and interactive debugger: never on a shared network")
-    parser.add_argument("--worker", action="store_true", help="also run a Celery worker, as a child process, on the same config")
+    parser.add_argument("--debug", action="store_true", help="reloader and debugger: never on a shared network")
+    parser.add_argument("--worker", action="store_true", help="also run a Celery worker (child process, same config)")
     return parser.parse_args(argv)
 
 

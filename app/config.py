@@ -31,8 +31,15 @@ REQUIRED_CELERY_SETTINGS = ("broker_url", "result_backend")
 _ENV_VARIABLE_FOR = {".".join(filter(None, place)): name for name, place in ENV_OVERRIDES.items()}
 _REQUIRED = object()
 
-_TYPE_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
-               list: "a list", dict: "a mapping", type(None): "an empty value"}
+_TYPE_NAMES = {
+    bool: "a boolean",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    list: "a list",
+    dict: "a mapping",
+    type(None): "an empty value",
+}
 
 
 class ConfigError(Exception):
@@ -115,8 +122,15 @@ def _reject_unknown(path: Path, data: Mapping[str, Any], known: frozenset[str], 
             raise ConfigError(path, f"{prefix}{key}", "unknown key (a typo?)")
 
 
-def _get(path: Path, data: Mapping[str, Any], key: str, kind: type | tuple[type, ...],
-         expected: str, default: Any = _REQUIRED, prefix: str = "") -> Any:
+def _get(
+    path: Path,
+    data: Mapping[str, Any],
+    key: str,
+    kind: type | tuple[type, ...],
+    expected: str,
+    default: Any = _REQUIRED,
+    prefix: str = "",
+) -> Any:
     name = prefix + key
     if key not in data:
         if default is _REQUIRED:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response, json
+from flask import Flask, json
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
 
 
 def http_error_as_json(error: HTTPException) -> Response:
     """Keep the status and headers (``Allow`` on 405) of ``error``, with a JSON body."""
     response = error.get_response()
-    response.data = json.dumps({"error": {"code": error.code, "name": error.name,
-                                          "message": error.description}})
+    response.data = json.dumps({"error": {"code": error.code, "name": error.name, "message": error.description}})
     response.content_type = "application/json"
     return response
 

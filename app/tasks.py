@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from celery import Task, shared_task, states
@@ -12,12 +12,12 @@ from flask import current_app
 from kombu.exceptions import OperationalError
 
 
-@shared_task(ignore_result=False)
+@shared_task(ignore_result=False)  # type: ignore[untyped-decorator]
 def sample_task() -> datetime:
     """Sleep for the configured time, then return when it finished (UTC)."""
     # Reading current_app works only because the task runs in the app context.
     time.sleep(current_app.config["SAMPLE_TASK_SECONDS"])
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def submit(task: Task, *args: Any, **kwargs: Any) -> str:

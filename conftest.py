@@ -1,0 +1,25 @@
+"""Hygiene shared by every tier."""
+
+from __future__ import annotations
+
+import os
+
+import freezegun
+import pytest
+
+# freezegun would also freeze the clocks of kombu and Celery: result waits would never
+# time out and AMQP heartbeats would stop. Only the code under test sees frozen time.
+freezegun.configure(extend_ignore_list=["kombu", "celery", "amqp", "redis", "billiard", "vine"])
+
+# Variables the app or Celery's test worker read; a developer's shell must not leak them
+# into tests (TEST_BROKER would silently redirect the embedded worker's connection).
+LEAKY_VARIABLES = ("FLASK_CONFIG", "FLASK_SECRET_KEY", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "TEST_BROKER")
+for variable in LEAKY_VARIABLES:
+    os.environ.pop(variable, None)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts without the app's configuration variables set."""
+    for variable in LEAKY_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)

@@ -1,0 +1,43 @@
+"""Developer sessions. `nox -s tests` runs every test tier; `nox -s lint` checks style and types."""
+
+from __future__ import annotations
+
+import nox
+
+nox.needs_version = ">=2024.3.2"
+nox.options.sessions = ["lint", "tests"]
+nox.options.reuse_venv = "yes"
+
+
+def install(session: nox.Session) -> None:
+    session.install("-r", "requirements-dev.txt")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Every tier: unit, then integration (services chosen as the README describes)."""
+    install(session)
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def unit(session: nox.Session) -> None:
+    """The eager unit tier only: no services, a few seconds."""
+    install(session)
+    session.run("pytest", "-m", "not integration", *session.posargs)
+
+
+@nox.session
+def integration(session: nox.Session) -> None:
+    """The integration tier only: a real broker, result backend and worker."""
+    install(session)
+    session.run("pytest", "-m", "integration", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff (lint and format) and mypy (strict on app/)."""
+    install(session)
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("mypy")

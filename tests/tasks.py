@@ -1,0 +1,31 @@
+"""Tasks the tests submit; shared tasks, so every Celery app the factory creates has them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Task, shared_task
+from flask import current_app, has_app_context
+
+
+@shared_task(bind=True)
+def context_probe(self: Task) -> dict[str, Any]:
+    """Report what the task sees of the Flask app context it runs in."""
+    return {
+        "has_app_context": has_app_context(),
+        "config_file": current_app.config["CONFIG_FILE"],
+        "marker": current_app.config.get("MARKER"),
+        "task_id": self.request.id,
+    }
+
+
+@shared_task
+def failing_task(message: str) -> None:
+    """Fail the way application code does."""
+    raise ValueError(message)
+
+
+@shared_task
+def unserializable_task() -> object:
+    """Return what JSON cannot carry."""
+    return object()

@@ -1,0 +1,40 @@
+"""The Celery app the factory creates and its app-context Task (app/celery_app.py)."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from app import create_app
+from app.celery_app import CELERY_DEFAULTS
+from tests.tasks import context_probe
+from tests.unit.conftest import IN_MEMORY_CONFIG, WriteConfig
+
+
+def test_safe_defaults_apply_and_the_file_overrides_them(write_config: WriteConfig) -> None:
+    """JSON only, late acks and the other defaults hold unless the file says otherwise."""
+    write_config({**IN_MEMORY_CONFIG, "celery": {**IN_MEMORY_CONFIG["celery"], "task_time_limit": 7}})
+    conf = create_app().extensions["celery"].conf
+    assert conf.task_time_limit == 7
+    for key, value in CELERY_DEFAULTS.items():
+        if key != "task_time_limit":
+            assert conf[key] == value, key
+    assert (conf.accept_content, conf.task_acks_late, conf.task_reject_on_worker_lost) == (["json"], True, True)
+
+
+def test_task_runs_inside_the_app_context(app: Flask) -> None:
+    """A task sees current_app's config and keeps its own request id."""
+    result = app.extensions["celery"].tasks[context_probe.name].apply_async(task_id="probe-1")
+    seen = result.get()
+    assert seen["has_app_context"] is True
+    assert seen["config_file"] == app.config["CONFIG_FILE"]
+    assert seen["task_id"] == "probe-1"
+
+
+def test_app_context_is_torn_down_after_each_task(app: Flask) -> None:
+    """What the app sets up per context (closed by teardown_appcontext) is released per task."""
+    torn_down: list[object] = []
+    app.teardown_appcontext(lambda error: torn_down.append(error))
+    task = app.extensions["celery"].tasks[context_probe.name]
+    task.delay().get()
+    task.delay().get()
+    assert torn_down == [None, None]

@@ -1,0 +1,191 @@
+"""Reading, overriding and validating the config file (app/config.py)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.config import ConfigError, load_config
+from tests.unit.conftest import IN_MEMORY_CONFIG, WriteConfig
+
+SEED_YAML = """\
+port: 8080
+secret_key: my_secret_key
+celery:
+  broker_url: amqp://localhost:5672
+  result_backend: redis://localhost:6379
+"""
+
+
+def config_with(**changes: Any) -> dict[str, Any]:
+    """The in-memory config with top-level keys replaced (None removes a key)."""
+    data = copy.deepcopy(IN_MEMORY_CONFIG)
+    for key, value in changes.items():
+        data.pop(key) if value is None else data.__setitem__(key, value)
+    return data
+
+
+def celery_with(**changes: Any) -> dict[str, Any]:
+    """The in-memory config with Celery settings replaced (None removes a setting)."""
+    celery = dict(IN_MEMORY_CONFIG["celery"])
+    for key, value in changes.items():
+        celery.pop(key) if value is None else celery.__setitem__(key, value)
+    return config_with(celery=celery)
+
+
+def test_seed_format_is_read_as_is(tmp_path: Path) -> None:
+    """The original project's YAML file works unchanged, lower-case keys included."""
+    path = tmp_path / "api-config.yaml"
+    path.write_text(SEED_YAML)
+    settings = load_config({"FLASK_CONFIG": str(path)})
+    assert settings == {
+        "CONFIG_FILE": str(path),
+        "SECRET_KEY": "my_secret_key",
+        "PORT": 8080,
+        "SAMPLE_TASK_SECONDS": 5,
+        "CELERY": {"broker_url": "amqp://localhost:5672", "result_backend": "redis://localhost:6379"},
+    }
+
+
+def test_json_file_is_read_like_yaml(write_config: WriteConfig) -> None:
+    """A .json file gives the same settings as the same data in YAML."""
+    from_yaml = load_config({"FLASK_CONFIG": str(write_config(name="c.yaml"))})
+    from_json = load_config({"FLASK_CONFIG": str(write_config(name="c.json"))})
+    assert {**from_json, "CONFIG_FILE": None} == {**from_yaml, "CONFIG_FILE": None}
+
+
+def test_default_path_is_secrets_api_config_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without FLASK_CONFIG the file is ./secrets/api-config.yaml."""
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "api-config.yaml").write_text(SEED_YAML)
+    monkeypatch.chdir(tmp_path)
+    assert load_config({})["CONFIG_FILE"] == "secrets/api-config.yaml"
+
+
+def test_other_celery_settings_pass_through(write_config: WriteConfig) -> None:
+    """Any Celery setting under `celery:` reaches the settings untouched."""
+    path = write_config(celery_with(task_default_queue="work", worker_concurrency=3))
+    celery = load_config({"FLASK_CONFIG": str(path)})["CELERY"]
+    assert celery["task_default_queue"] == "work" and celery["worker_concurrency"] == 3
+
+
+@pytest.mark.parametrize(
+    ("variable", "setting", "read"),
+    [
+        ("FLASK_SECRET_KEY", "secret_key", lambda s: s["SECRET_KEY"]),
+        ("CELERY_BROKER_URL", "broker_url", lambda s: s["CELERY"]["broker_url"]),
+        ("CELERY_RESULT_BACKEND", "result_backend", lambda s: s["CELERY"]["result_backend"]),
+    ],
+    ids=["secret-key", "broker-url", "result-backend"],
+)
+@pytest.mark.parametrize("in_file", [True, False], ids=["overrides-file", "replaces-missing-key"])
+def test_environment_overrides_secrets(
+    write_config: WriteConfig, variable: str, setting: str, read: Any, in_file: bool
+) -> None:
+    """Each secret can come from its environment variable, with or without the file's value."""
+    removed = {} if in_file else {setting: None}
+    path = write_config((config_with if setting == "secret_key" else celery_with)(**removed))
+    assert read(load_config({"FLASK_CONFIG": str(path), variable: "from-env"})) == "from-env"
+
+
+def test_empty_environment_variable_does_not_override(write_config: WriteConfig) -> None:
+    """An exported but empty variable leaves the file's value in place."""
+    path = write_config()
+    settings = load_config({"FLASK_CONFIG": str(path), "CELERY_BROKER_URL": ""})
+    assert settings["CELERY"]["broker_url"] == "memory://"
+
+
+BAD_FILES = [
+    pytest.param("a.yaml", None, None, "cannot read the file: No such file or directory", id="missing-file"),
+    pytest.param("a.yaml", b"\xff\xfe", None, "not UTF-8", id="not-text"),
+    pytest.param("a.yaml", "port: [8080\n", None, "malformed YAML at line 2", id="malformed-yaml"),
+    pytest.param("a.json", '{"port": 8080,}', None, "malformed JSON at line 1, column 15", id="malformed-json"),
+    pytest.param("a.yaml", "- port\n", None, "expected a mapping", id="top-level-list"),
+    pytest.param("a.yaml", "", None, "expected a mapping", id="empty-file"),
+    pytest.param(
+        "a.yaml",
+        config_with(secret_key=None),
+        "secret_key",
+        "missing required key (or set FLASK_SECRET_KEY)",
+        id="missing-secret-key",
+    ),
+    pytest.param("a.yaml", config_with(secret_key=""), "secret_key", "got an empty string", id="empty-secret-key"),
+    pytest.param("a.yaml", config_with(secret_key=42), "secret_key", "got an integer", id="secret-key-number"),
+    pytest.param("a.yaml", config_with(celery=None), "celery", "missing required key", id="missing-celery"),
+    pytest.param("a.yaml", config_with(celery="amqp://"), "celery", "expected a mapping", id="celery-not-mapping"),
+    pytest.param(
+        "a.yaml",
+        celery_with(broker_url=None),
+        "celery.broker_url",
+        "missing required key (or set CELERY_BROKER_URL)",
+        id="missing-broker-url",
+    ),
+    pytest.param(
+        "a.json",
+        celery_with(result_backend=None),
+        "celery.result_backend",
+        "missing required key (or set CELERY_RESULT_BACKEND)",
+        id="missing-result-backend-json",
+    ),
+    pytest.param(
+        "a.yaml", celery_with(broker_url=["amqp://"]), "celery.broker_url", "got a list", id="broker-url-list"
+    ),
+    pytest.param("a.yaml", celery_with(brokerurl="amqp://"), "celery.brokerurl", "unknown key", id="celery-typo"),
+    pytest.param("a.yaml", config_with(secret="x"), "secret", "unknown key", id="top-level-typo"),
+    pytest.param("a.yaml", config_with(port="8080"), "port", "expected an integer, got a string", id="port-string"),
+    pytest.param("a.yaml", config_with(port=True), "port", "got a boolean", id="port-boolean"),
+    pytest.param("a.yaml", config_with(port=70000), "port", "from 1 to 65535, got 70000", id="port-out-of-range"),
+    pytest.param(
+        "a.yaml",
+        {**config_with(), "sample_task_seconds": None},
+        "sample_task_seconds",
+        "got an empty value",
+        id="seconds-null",
+    ),
+    pytest.param(
+        "a.yaml",
+        config_with(sample_task_seconds=-1),
+        "sample_task_seconds",
+        "expected 0 or more, got -1",
+        id="seconds-negative",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "content", "key", "reason"), BAD_FILES)
+def test_bad_config_names_file_and_key(
+    tmp_path: Path, write_config: WriteConfig, name: str, content: Any, key: str | None, reason: str
+) -> None:
+    """Every unusable config gives one ConfigError naming the file, the key and why."""
+    path = tmp_path / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif isinstance(content, str):
+        path.write_text(content)
+    elif content is not None:
+        write_config(content, name=name)
+    with pytest.raises(ConfigError) as caught:
+        load_config({"FLASK_CONFIG": str(path)})
+    message = str(caught.value)
+    assert (caught.value.source, caught.value.key) == (str(path), key)
+    assert message.startswith(f"config error in {path}")
+    assert reason in message and "\n" not in message
+    if key:
+        assert f"key '{key}'" in message
+
+
+def test_directory_instead_of_file_is_a_config_error(tmp_path: Path) -> None:
+    """A path that is not a readable file reports the operating system's reason."""
+    with pytest.raises(ConfigError, match="cannot read the file: Is a directory"):
+        load_config({"FLASK_CONFIG": str(tmp_path)})
+
+
+def test_secret_values_never_appear_in_errors(write_config: WriteConfig) -> None:
+    """A wrongly typed secret is described by its type, never echoed."""
+    path = write_config(config_with(secret_key=["hunter2-secret"]))
+    with pytest.raises(ConfigError) as caught:
+        load_config({"FLASK_CONFIG": str(path)})
+    assert "hunter2" not in str(caught.value)

@@ -1,0 +1,85 @@
+"""The application factory and its late binding of Celery (app/__init__.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from celery import Celery
+from flask import Flask
+
+from app import create_app, create_app_or_exit
+from tests.tasks import context_probe
+from tests.unit.conftest import EAGER, IN_MEMORY_CONFIG, WriteConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def celery_of(app: Flask) -> Celery:
+    celery_app: Celery = app.extensions["celery"]
+    return celery_app
+
+
+def config_for(broker_url: str, result_backend: str) -> dict[str, object]:
+    return {**IN_MEMORY_CONFIG, "celery": {"broker_url": broker_url, "result_backend": result_backend}}
+
+
+def test_importing_reads_no_config() -> None:
+    """Importing the package and its modules needs no config file: binding happens later."""
+    code = "import app, app.routes, app.tasks, app.celery_app; print(app.create_app.__name__)"
+    env = {"FLASK_CONFIG": "/nonexistent/api-config.yaml", "PATH": ""}
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "create_app\n", "")
+
+
+def test_celery_is_bound_when_the_app_is_created(write_config: WriteConfig) -> None:
+    """The broker and backend are those of the file present at create_app(), not before."""
+    write_config(config_for("memory://first", "cache+memory://"))
+    first = create_app()
+    write_config(config_for("memory://second", "cache+memory://"))
+    second = create_app()
+    assert celery_of(first).conf.broker_url == "memory://first"
+    assert celery_of(second).conf.broker_url == "memory://second"
+    assert celery_of(second).conf.result_backend == "cache+memory://"
+
+
+def test_two_apps_keep_their_own_celery_and_context(write_config: WriteConfig) -> None:
+    """Two apps from two files: separate Celery apps, each task in its own app's context."""
+    first_file = write_config(name="first.yaml")
+    first = create_app({"CELERY": EAGER, "MARKER": "first"})
+    second_file = write_config(config_for("memory://other", "cache+memory://"), name="second.json")
+    second = create_app({"CELERY": EAGER, "MARKER": "second"})
+    assert celery_of(first) is not celery_of(second)
+    assert celery_of(first).conf.broker_url == "memory://"
+    assert celery_of(second).conf.broker_url == "memory://other"
+    for app, marker, path in ((first, "first", first_file), (second, "second", second_file)):
+        seen = celery_of(app).tasks[context_probe.name].delay().get()
+        assert (seen["marker"], seen["config_file"]) == (marker, str(path))
+
+
+def test_test_config_wins_and_merges_celery_settings(write_config: WriteConfig) -> None:
+    """test_config overrides Flask settings; its CELERY entries add to the file's."""
+    write_config()
+    app = create_app({"SECRET_KEY": "override", "CELERY": {"task_default_queue": "q"}})
+    assert app.config["SECRET_KEY"] == "override"
+    assert celery_of(app).conf.task_default_queue == "q"
+    assert celery_of(app).conf.broker_url == "memory://"
+
+
+def test_extension_and_blueprints_are_registered(app: Flask) -> None:
+    """The Celery app lives in app.extensions; the task and health endpoints exist."""
+    assert isinstance(app.extensions["celery"], Celery)
+    assert {"tasks", "health"} <= set(app.blueprints)
+
+
+def test_entrypoint_exits_2_with_one_line_on_bad_config(
+    write_config: WriteConfig, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bad config ends an entrypoint with status 2 and one line naming file and key."""
+    path = write_config({**IN_MEMORY_CONFIG, "port": "http"})
+    with pytest.raises(SystemExit) as caught:
+        create_app_or_exit()
+    assert caught.value.code == 2
+    assert capsys.readouterr().err == f"error: config error in {path}, key 'port': expected an integer, got a string\n"

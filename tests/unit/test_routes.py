@@ -1,0 +1,90 @@
+"""The task API's contract: codes, JSON bodies, Location (app/routes.py, app/errors.py)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from app import create_app
+from app.tasks import submit
+from tests.tasks import failing_task
+from tests.unit.conftest import EAGER, WriteConfig
+
+
+def test_post_answers_202_with_id_state_and_location(client: FlaskClient) -> None:
+    """POST /task/ queues the sample task: 202, its id and state, Location to follow."""
+    response = client.post("/task/")
+    assert response.status_code == 202
+    task_id = response.json["task_id"]
+    assert uuid.UUID(task_id) and response.json["state"] == "PENDING"
+    assert response.headers["Location"] == f"/task/{task_id}"
+
+
+def test_finished_task_reports_success_with_iso_utc_datetime(client: FlaskClient) -> None:
+    """GET on a finished task: 200, SUCCESS and an ISO-8601 UTC datetime."""
+    location = client.post("/task/").headers["Location"]
+    response = client.get(location)
+    assert response.status_code == 200
+    assert response.json["state"] == "SUCCESS"
+    assert response.json["task_id"] == location.rsplit("/", 1)[1]
+    assert datetime.fromisoformat(response.json["result"]).utcoffset() == UTC.utcoffset(None)
+
+
+def test_failed_task_reports_type_and_message_only(write_config: WriteConfig) -> None:
+    """GET on a failed task: FAILURE with the exception's type and message, no traceback."""
+    write_config()
+    app = create_app({"CELERY": {**EAGER, "task_eager_propagates": False}})
+    with app.app_context():
+        task_id = submit(app.extensions["celery"].tasks[failing_task.name], "disk full")
+    response = app.test_client().get(f"/task/{task_id}")
+    assert response.status_code == 200
+    assert response.json == {
+        "task_id": task_id,
+        "state": "FAILURE",
+        "error": {"type": "ValueError", "message": "disk full"},
+    }
+
+
+def test_queued_task_reports_pending_not_404(write_config: WriteConfig) -> None:
+    """A task still waiting in the queue is known: 200 PENDING."""
+    write_config()
+    client = create_app().test_client()  # not eager: the task stays in the memory queue
+    task_id = client.post("/task/").json["task_id"]
+    response = client.get(f"/task/{task_id}")
+    assert (response.status_code, response.json) == (200, {"task_id": task_id, "state": "PENDING"})
+
+
+@pytest.mark.parametrize(
+    "path", [f"/task/{uuid.uuid4()}", "/task/not-a-task-id", "/nowhere"], ids=["unknown-id", "malformed-id", "no-route"]
+)
+def test_unknown_task_or_path_is_404_json(client: FlaskClient, path: str) -> None:
+    """Celery says PENDING for any id; the API says 404 for ids it never accepted."""
+    response = client.get(path)
+    assert response.status_code == 404
+    assert response.is_json and response.json["error"]["code"] == 404
+
+
+def test_wrong_method_is_405_json_with_allow(client: FlaskClient) -> None:
+    """A wrong method gets 405 as JSON and still lists the allowed methods."""
+    response = client.delete("/task/")
+    assert response.status_code == 405 and response.is_json
+    assert set(response.headers["Allow"].split(", ")) == {"POST", "OPTIONS"}
+
+
+def test_unhandled_exception_is_500_json_without_traceback(app: Flask) -> None:
+    """A bug in a view answers 500 as JSON with a generic message."""
+    app.add_url_rule("/boom", view_func=lambda: 1 / 0)
+    response = app.test_client().get("/boom")
+    assert response.status_code == 500 and response.is_json
+    assert response.json["error"]["name"] == "Internal Server Error"
+    assert "ZeroDivisionError" not in response.get_data(as_text=True)
+
+
+def test_healthz_answers_ok(client: FlaskClient) -> None:
+    """Liveness probe: 200 JSON."""
+    response = client.get("/healthz")
+    assert (response.status_code, response.json) == (200, {"status": "ok"})
