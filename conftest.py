@@ -23,3 +23,17 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test starts without the app's configuration variables set."""
     for variable in LEAKY_VARIABLES:
         monkeypatch.delenv(variable, raising=False)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--require-services",
+        action="store_true",
+        help="fail, rather than skip, integration tests that find no broker and backend (default under CI=true)",
+    )
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    from tests.integration.services import describe
+
+    return describe()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery, Task
-from flask import Flask
+from flask import Flask, appcontext_pushed
 
 # Defaults a production user of RabbitMQ + Redis expects; the config file overrides any.
 CELERY_DEFAULTS: dict[str, Any] = {
@@ -38,7 +38,17 @@ def celery_init_app(app: Flask) -> Celery:
 
     celery_app = Celery(app.import_name, task_cls=FlaskTask)
     celery_app.config_from_object({**CELERY_DEFAULTS, **app.config["CELERY"]})
-    # `shared_task` proxies used outside a request resolve to the newest app.
-    celery_app.set_default()
     app.extensions["celery"] = celery_app
+    appcontext_pushed.connect(_make_celery_current, sender=app)
     return celery_app
+
+
+def _make_celery_current(app: Flask, **_: Any) -> None:
+    """In an app context (views, tasks, `flask shell`), `shared_task`s use this app's Celery.
+
+    Thread-local on purpose, unlike Flask's example's ``set_default()``: a process-wide
+    default would let a second app, created later, take over the tasks of a worker that
+    runs in this process for the first one (Celery's worker looks tasks up by name in
+    the current app).
+    """
+    app.extensions["celery"].set_current()

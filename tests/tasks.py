@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Task, shared_task
-from flask import current_app, has_app_context
+from flask import current_app, g, has_app_context
 
 
 @shared_task(bind=True)
 def context_probe(self: Task) -> dict[str, Any]:
     """Report what the task sees of the Flask app context it runs in."""
+    g.probe_task_id = self.request.id  # teardown_appcontext handlers can see it
     return {
         "has_app_context": has_app_context(),
         "config_file": current_app.config["CONFIG_FILE"],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, g
 
 from app import create_app
 from app.celery_app import CELERY_DEFAULTS
@@ -32,9 +32,8 @@ def test_task_runs_inside_the_app_context(app: Flask) -> None:
 
 def test_app_context_is_torn_down_after_each_task(app: Flask) -> None:
     """What the app sets up per context (closed by teardown_appcontext) is released per task."""
-    torn_down: list[object] = []
-    app.teardown_appcontext(lambda error: torn_down.append(error))
+    torn_down: list[str | None] = []
+    app.teardown_appcontext(lambda error: torn_down.append(g.get("probe_task_id")))
     task = app.extensions["celery"].tasks[context_probe.name]
-    task.delay().get()
-    task.delay().get()
-    assert torn_down == [None, None]
+    first, second = task.delay().id, task.delay().id
+    assert torn_down == [first, second]

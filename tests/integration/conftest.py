@@ -1,0 +1,132 @@
+"""Integration tier: a real broker and result backend, and a worker embedded in this process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import celery.contrib.testing.tasks  # noqa: F401  (start_worker pings with `celery.ping`)
+import pytest
+import yaml
+from celery import Celery
+from celery.contrib.testing.worker import start_worker
+from celery.worker import WorkController
+from flask import Flask, g
+from flask.testing import FlaskClient
+
+import tests.tasks  # noqa: F401  (registers the probe tasks with every Celery app)
+from app import create_app
+from tests.integration import services
+
+WriteConfig = Callable[..., Path]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def service_urls(request: pytest.FixtureRequest) -> Iterator[services.Services]:
+    """Broker and backend URLs: from the environment, else containers, else skip (fail in CI)."""
+    if (found := services.from_environment()) is not None:
+        yield found
+        return
+    if (reason := services.docker_unavailable_reason()) is not None:
+        message = (
+            f"no broker and result backend: set TEST_BROKER_URL and TEST_RESULT_BACKEND, or start Docker ({reason})"
+        )
+        if request.config.getoption("--require-services") or os.environ.get("CI") == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    with services.containers() as started:
+        yield started
+
+
+@pytest.fixture(scope="session")
+def write_config(tmp_path_factory: pytest.TempPathFactory, service_urls: services.Services) -> WriteConfig:
+    """Write a config file for the services found, with changes; returns its path."""
+
+    def write(name: str, **changes: Any) -> Path:
+        celery = {"broker_url": service_urls.broker_url, "result_backend": service_urls.result_backend}
+        data = {"secret_key": f"integration-{name}", "sample_task_seconds": 0, "celery": celery}
+        data["celery"].update(changes.pop("celery", {}))
+        data.update(changes)
+        path = tmp_path_factory.mktemp("config") / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(data))
+        return path
+
+    return write
+
+
+def create_app_from(path: Path, **test_config: Any) -> Flask:
+    """create_app() as the entrypoints call it, with FLASK_CONFIG pointing at `path`."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FLASK_CONFIG", str(path))
+        # The embedded worker must not take over the root logger of the test process.
+        return create_app({"CELERY": {"worker_hijack_root_logger": False}, **test_config})
+
+
+@pytest.fixture(scope="session")
+def app(write_config: WriteConfig) -> Flask:
+    """The app under test, created from a file written once the services' ports are known."""
+    app = create_app_from(write_config("main"), MARKER="main")
+    # Records, for each app context torn down, the id a probe task left in `g`.
+    app.extensions["torn_down"] = torn_down = []
+    app.teardown_appcontext(lambda error: torn_down.append(g.get("probe_task_id")))
+    return app
+
+
+@pytest.fixture(scope="session")
+def embedded_worker(app: Flask) -> Iterator[WorkController]:
+    """A worker thread serving `app`'s Celery app for the whole session."""
+    celery_app: Celery = app.extensions["celery"]
+    celery_app.control.purge()  # messages a killed earlier run left on a shared broker
+    # without_heartbeat=False: the heartbeat timer keeps the worker's event loop turning.
+    # Without it, with late acks and a prefetch of 1, a task queued just after another
+    # finished waited for the loop's next wake-up: 10 s (measured).
+    with start_worker(
+        celery_app, pool="solo", perform_ping_check=True, shutdown_timeout=30, without_heartbeat=False
+    ) as worker:
+        yield worker
+
+
+def other_redis_db(url: str) -> str:
+    """The same Redis server as `url`, the next database number."""
+    base, _, db = url.rpartition("/")
+    return f"{base}/{int(db or 0) + 1}"
+
+
+def wait_for_state(client: FlaskClient, location: str, state: str, timeout: float = 30) -> dict[str, Any]:
+    """Poll GET `location` until the task reaches `state`; fail with the last answer if not."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = client.get(location)
+        assert response.status_code == 200, response.json
+        if response.json["state"] == state or time.monotonic() > deadline:
+            assert response.json["state"] == state, response.json
+            return dict(response.json)
+        time.sleep(0.05)
+
+
+@contextmanager
+def cli_worker(config: Path, log: Path, *options: str) -> Iterator[subprocess.Popen[bytes]]:
+    """`celery -A celery_worker.celery worker` in a subprocess, as in production."""
+    command = [sys.executable, "-m", "celery", "-A", "celery_worker.celery", "worker", "--pool=solo", *options]
+    with log.open("w") as output:
+        worker = subprocess.Popen(
+            command, cwd=ROOT, env={**os.environ, "FLASK_CONFIG": str(config)}, stdout=output, stderr=subprocess.STDOUT
+        )
+        try:
+            yield worker
+        finally:
+            worker.terminate()
+            worker.wait(timeout=60)
+
+
+@pytest.fixture
+def client(app: Flask, embedded_worker: WorkController) -> FlaskClient:
+    """A test client of `app`, with the worker running."""
+    return app.test_client()

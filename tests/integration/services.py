@@ -1,0 +1,88 @@
+"""Where the integration tier's broker and result backend come from.
+
+In order: ``TEST_BROKER_URL`` + ``TEST_RESULT_BACKEND``; else RabbitMQ and Redis
+containers from testcontainers; else none (the tier skips, or fails under CI).
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import warnings
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, closing, contextmanager
+from dataclasses import dataclass
+
+# Official images by default; override for a mirror or images built offline
+# (.ci/build-offline-images).
+RABBITMQ_IMAGE = os.environ.get("TEST_RABBITMQ_IMAGE", "rabbitmq:4")
+REDIS_IMAGE = os.environ.get("TEST_REDIS_IMAGE", "redis:7")
+
+
+@dataclass(frozen=True)
+class Services:
+    """Where to reach the broker and the result backend, and how they were found."""
+
+    broker_url: str
+    result_backend: str
+    source: str
+
+
+def from_environment() -> Services | None:
+    """The services named by TEST_BROKER_URL and TEST_RESULT_BACKEND, if both are set."""
+    broker_url, result_backend = os.environ.get("TEST_BROKER_URL"), os.environ.get("TEST_RESULT_BACKEND")
+    if broker_url and result_backend:
+        return Services(broker_url, result_backend, "TEST_BROKER_URL / TEST_RESULT_BACKEND")
+    return None
+
+
+def docker_unavailable_reason() -> str | None:
+    """Why testcontainers cannot run here, or None when a Docker engine answers."""
+    reason = _ping_docker()
+    # docker-py leaves the socket of a refused connection to the garbage collector;
+    # collect it now, quietly, instead of as a ResourceWarning in some later test.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+    return reason
+
+
+def _ping_docker() -> str | None:
+    try:
+        import docker
+
+        with closing(docker.from_env(timeout=3)) as client:
+            client.ping()
+    except Exception as error:  # docker raises several unrelated types when no engine runs
+        return f"no Docker engine ({type(error).__name__}: {error})"
+    return None
+
+
+def describe() -> str:
+    """One line for the pytest header: which source the integration tier will use."""
+    if (services := from_environment()) is not None:
+        return f"integration services: {services.source}"
+    if (reason := docker_unavailable_reason()) is None:
+        return f"integration services: testcontainers ({RABBITMQ_IMAGE}, {REDIS_IMAGE})"
+    return f"integration services: none: no TEST_BROKER_URL / TEST_RESULT_BACKEND and {reason}"
+
+
+@contextmanager
+def containers() -> Iterator[Services]:
+    """One RabbitMQ and one Redis container, started side by side, removed on exit."""
+    from testcontainers.community.rabbitmq import RabbitMqContainer
+    from testcontainers.community.redis import RedisContainer
+
+    with ExitStack() as stack:
+        rabbitmq, redis = RabbitMqContainer(RABBITMQ_IMAGE), RedisContainer(REDIS_IMAGE)
+        with ThreadPoolExecutor(2) as pool:
+            started = [pool.submit(stack.enter_context, container) for container in (rabbitmq, redis)]
+        for future in started:
+            future.result()
+        host = rabbitmq.get_container_host_ip()
+        yield Services(
+            broker_url=f"amqp://guest:guest@{host}:{rabbitmq.get_exposed_port(rabbitmq.port)}//",
+            result_backend=f"redis://{redis.get_container_host_ip()}:{redis.get_exposed_port(redis.port)}/0",
+            source=f"testcontainers ({RABBITMQ_IMAGE}, {REDIS_IMAGE})",
+        )
