@@ -6,6 +6,7 @@ from flask import Flask, g
 
 from app import create_app
 from app.celery_app import CELERY_DEFAULTS
+from app.tasks import sample_task
 from tests.tasks import context_probe
 from tests.unit.conftest import IN_MEMORY_CONFIG, WriteConfig
 
@@ -37,3 +38,12 @@ def test_app_context_is_torn_down_after_each_task(app: Flask) -> None:
     task = app.extensions["celery"].tasks[context_probe.name]
     first, second = task.delay().id, task.delay().id
     assert torn_down == [first, second]
+
+
+def test_shared_tasks_use_the_celery_app_of_the_active_context(write_config: WriteConfig) -> None:
+    """Inside an app's context, `shared_task` proxies resolve to that app's own Celery app."""
+    write_config()
+    first, second = create_app(), create_app()
+    for app in (first, second, first):
+        with app.app_context():
+            assert sample_task.app is app.extensions["celery"]
