@@ -1,0 +1,88 @@
+"""The entrypoints: `python cli.py` and `celery -A celery_worker.celery worker`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+
+import cli
+from tests.unit.conftest import IN_MEMORY_CONFIG, WriteConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def runs(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Record Flask.run's arguments instead of serving (and keep pytest's signal handlers)."""
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(Flask, "run", lambda self, **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(cli.signal, "signal", lambda *args: None)
+    return calls
+
+
+def test_defaults_are_loopback_configured_port_no_debugger(
+    write_config: WriteConfig, runs: list[dict[str, Any]]
+) -> None:
+    """Without options: 127.0.0.1, the file's port, debugger and reloader off."""
+    write_config({**IN_MEMORY_CONFIG, "port": 8123})
+    cli.main([])
+    assert runs == [{"host": "127.0.0.1", "port": 8123, "debug": False}]
+
+
+def test_options_override_host_port_debug_and_config(
+    write_config: WriteConfig, runs: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--config, --host, --port and --debug reach the server; --config is inherited by children."""
+    path = write_config()
+    monkeypatch.delenv("FLASK_CONFIG")
+    cli.main(["--config", str(path), "--host", "0.0.0.0", "--port", "9000", "--debug"])
+    assert runs == [{"host": "0.0.0.0", "port": 9000, "debug": True}]
+    assert cli.os.environ["FLASK_CONFIG"] == str(path)
+
+
+def test_worker_option_starts_and_stops_a_celery_worker(
+    write_config: WriteConfig, runs: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--worker runs `celery -A celery_worker.celery worker` beside the server, stopped after it."""
+    write_config()
+    started: list[list[str]] = []
+
+    class FakeWorker:
+        def __init__(self, command: list[str], env: dict[str, str]) -> None:
+            started.append(command)
+            self.stopped = False
+
+        def terminate(self) -> None:
+            self.stopped = True
+
+        def wait(self) -> int:
+            assert self.stopped
+            return 0
+
+    monkeypatch.setattr(cli.subprocess, "Popen", FakeWorker)
+    cli.main(["--worker"])
+    assert started == [[sys.executable, "-m", "celery", "-A", "celery_worker.celery", "worker", "--loglevel=info"]]
+    assert len(runs) == 1
+
+
+@pytest.mark.parametrize(
+    "command",
+    [[sys.executable, "cli.py"], [sys.executable, "-m", "celery", "-A", "celery_worker.celery", "worker"]],
+    ids=["cli", "celery-worker"],
+)
+def test_bad_config_exits_2_with_one_line(tmp_path: Path, command: list[str]) -> None:
+    """Both entrypoints stop on a bad config with status 2 and one line, no traceback."""
+    path = tmp_path / "api-config.yaml"
+    path.write_text("secret_key: x\ncelery: {}\n")
+    done = subprocess.run(
+        command, cwd=ROOT, env={"FLASK_CONFIG": str(path), "PATH": ""}, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert done.stderr == (
+        f"error: config error in {path}, key 'celery.broker_url': missing required key (or set CELERY_BROKER_URL)\n"
+    )
