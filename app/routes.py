@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from celery import Celery
+from celery import Celery, states
 from flask import Blueprint, abort, current_app, url_for
+from kombu.exceptions import OperationalError
 
+from app.dependencies import backend_errors, dependency
 from app.tasks import sample_task, submit
 
 bp = Blueprint("tasks", __name__, url_prefix="/task")
@@ -22,7 +24,13 @@ def _celery() -> Celery:
 @bp.post("/")
 def start_task() -> tuple[dict[str, Any], int, dict[str, str]]:
     """Queue the sample task; answer its id and where to follow it."""
-    task_id = submit(_celery().tasks[sample_task.name])
+    celery_app = _celery()
+    # submit() writes to the backend first: if that fails, nothing is published.
+    with (
+        dependency("result backend", backend_errors(celery_app), celery_app),
+        dependency("broker", (OperationalError,), celery_app),
+    ):
+        task_id = submit(celery_app.tasks[sample_task.name])
     location = url_for(".task_status", task_id=task_id)
     return {"task_id": task_id, "state": "PENDING"}, 202, {"Location": location}
 
@@ -30,14 +38,16 @@ def start_task() -> tuple[dict[str, Any], int, dict[str, str]]:
 @bp.get("/<uuid:task_id>")
 def task_status(task_id: Any) -> dict[str, Any]:
     """Answer a submitted task's state, and its result or error once it has one."""
-    result = _celery().AsyncResult(str(task_id))
-    if not result.exists():
-        abort(404, description=f"No task with id {task_id} was submitted (or its result expired).")
-    body: dict[str, Any] = {"task_id": result.id, "state": result.state}
-    if result.successful():
-        value = result.result
+    celery_app = _celery()
+    result = celery_app.AsyncResult(str(task_id))
+    with dependency("result backend", backend_errors(celery_app), celery_app):
+        if not result.exists():
+            abort(404, description=f"No task with id {task_id} was submitted (or its result expired).")
+        state = result.state
+        value = result.result if state in states.READY_STATES else None  # read with the state
+    body: dict[str, Any] = {"task_id": result.id, "state": state}
+    if state == states.SUCCESS:
         body["result"] = value.isoformat() if isinstance(value, datetime) else value
-    elif result.failed():
-        error = result.result
-        body["error"] = {"type": type(error).__name__, "message": str(error)}
+    elif state == states.FAILURE:
+        body["error"] = {"type": type(value).__name__, "message": str(value)}
     return body

@@ -11,6 +11,8 @@ from celery import Task, shared_task, states
 from flask import current_app
 from kombu.exceptions import OperationalError
 
+PUBLISH_TIMEOUT = 0.5
+
 
 @shared_task(ignore_result=False)  # type: ignore[untyped-decorator]
 def sample_task() -> datetime:
@@ -30,7 +32,10 @@ def submit(task: Task, *args: Any, **kwargs: Any) -> str:
     task_id = str(uuid.uuid4())
     task.backend.store_result(task_id, None, states.PENDING)
     try:
-        task.apply_async(args, kwargs, task_id=task_id)
+        # A broker that accepted the connection but stopped answering must not hang the
+        # request: wait this long for RabbitMQ's publisher confirm, then fail (and retry
+        # once, as task_publish_retry_policy says).
+        task.apply_async(args, kwargs, task_id=task_id, timeout=PUBLISH_TIMEOUT, confirm_timeout=PUBLISH_TIMEOUT)
     except OperationalError:  # not published: the id must not look queued
         task.backend.forget(task_id)
         raise

@@ -1,0 +1,64 @@
+"""The broker and the result backend as dependencies: when they are down, and saying so safely."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from urllib.parse import urlsplit
+
+from celery import Celery
+from werkzeug.exceptions import ServiceUnavailable
+
+logger = logging.getLogger(__name__)
+
+# The broker check gives up after this long; the backend's and those of POST and GET are
+# bounded by the connection timeouts in CELERY_DEFAULTS (app/celery_app.py).
+READINESS_TIMEOUT_SECONDS = 1.0
+
+
+def backend_errors(celery_app: Celery) -> tuple[type[BaseException], ...]:
+    """What the result backend raises when it cannot be reached (Redis: its own errors)."""
+    return (*getattr(celery_app.backend, "connection_errors", ()), OSError)
+
+
+def mask_secrets(text: str, celery_app: Celery) -> str:
+    """``text`` with the passwords of the broker and backend URLs replaced by ``**``."""
+    for url in (celery_app.conf.broker_url, celery_app.conf.result_backend):
+        password = urlsplit(str(url)).password if url else None
+        if password:
+            text = text.replace(password, "**")
+    return text
+
+
+@contextmanager
+def dependency(name: str, errors: tuple[type[BaseException], ...], celery_app: Celery) -> Iterator[None]:
+    """Turn ``errors`` raised inside into 503 Service Unavailable, logged without secrets."""
+    try:
+        yield
+    except errors as error:
+        logger.warning("%s unreachable: %s", name, mask_secrets(repr(error), celery_app))
+        raise ServiceUnavailable(f"The {name} is unreachable; try again later.") from None
+
+
+def readiness(celery_app: Celery) -> dict[str, str]:
+    """For each dependency, 'ok' or why it cannot be reached (secrets masked)."""
+    return {"broker": _probe(_ping_broker, celery_app), "result_backend": _probe(_ping_backend, celery_app)}
+
+
+def _probe(ping: Callable[[Celery], object], celery_app: Celery) -> str:
+    try:
+        ping(celery_app)
+    except Exception as error:  # any failure means not ready; the reason is reported
+        return f"unreachable: {mask_secrets(str(error) or type(error).__name__, celery_app)}"
+    return "ok"
+
+
+def _ping_broker(celery_app: Celery) -> None:
+    with celery_app.connection_for_write() as connection:
+        connection.ensure_connection(max_retries=0, timeout=READINESS_TIMEOUT_SECONDS)
+
+
+def _ping_backend(celery_app: Celery) -> None:
+    # The same read GET /task/<id> makes.
+    celery_app.backend.task_result_exists("readiness-probe")
