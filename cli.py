@@ -33,8 +33,11 @@ def start_worker() -> subprocess.Popen[bytes]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
+    # Set before create_app() and inherited by the worker child.
     if args.config:
-        os.environ["FLASK_CONFIG"] = args.config  # inherited by the worker child
+        os.environ["FLASK_CONFIG"] = args.config
+    if args.debug:
+        os.environ["FLASK_DEBUG"] = "1"  # also lets the published example secret key pass
     app = create_app_or_exit()
     # With --debug the reloader re-runs this file in a child (WERKZEUG_RUN_MAIN set);
     # only the outer process starts the worker, so there is exactly one.

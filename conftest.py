@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import freezegun
 import pytest
@@ -13,16 +14,27 @@ freezegun.configure(extend_ignore_list=["kombu", "celery", "amqp", "redis", "bil
 
 # Variables the app or Celery's test worker read; a developer's shell must not leak them
 # into tests (TEST_BROKER would silently redirect the embedded worker's connection).
-LEAKY_VARIABLES = ("FLASK_CONFIG", "FLASK_SECRET_KEY", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "TEST_BROKER")
+LEAKY_VARIABLES = (
+    "FLASK_CONFIG",
+    "FLASK_DEBUG",
+    "FLASK_SECRET_KEY",
+    "CELERY_BROKER_URL",
+    "CELERY_RESULT_BACKEND",
+    "TEST_BROKER",
+)
 for variable in LEAKY_VARIABLES:
     os.environ.pop(variable, None)
 
 
 @pytest.fixture(autouse=True)
-def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test starts without the app's configuration variables set."""
+def _isolated_environment() -> Iterator[None]:
+    """Each test starts without the app's variables, and what it sets (cli.py does) is undone."""
+    saved = dict(os.environ)
     for variable in LEAKY_VARIABLES:
-        monkeypatch.delenv(variable, raising=False)
+        os.environ.pop(variable, None)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

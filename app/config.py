@@ -1,4 +1,4 @@
-"""Reading, merging and validating the service's settings.
+"""Validating the service's settings and merging in the environment's.
 
 The file keeps the seed's lower-case format. Flask's ``from_file`` would silently drop
 lower-case keys, so each key is validated here and mapped to its upper-case Flask name.
@@ -6,16 +6,21 @@ lower-case keys, so each key is validated here and mapped to its upper-case Flas
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from celery.app.defaults import DEFAULTS
 
+from app.config_file import ConfigError, read_config_file
+
+__all__ = ["ConfigError", "config_path", "load_config"]
+
 DEFAULT_CONFIG_PATH = "./secrets/api-config.yaml"
+# Secret keys published in this repository (the example config, the seed's README):
+# anyone can sign sessions with them, so they are accepted only in debug mode.
+PUBLIC_SECRET_KEYS = frozenset({"my_secret_key"})
 
 # Secrets may come from the environment instead of the file (containers, CI):
 # variable -> (section of the file or None for the top level, key).
@@ -42,15 +47,6 @@ _TYPE_NAMES = {
 }
 
 
-class ConfigError(Exception):
-    """The configuration cannot be used; the message names the file and the key."""
-
-    def __init__(self, source: str | os.PathLike[str], key: str | None, reason: str) -> None:
-        where = f"{source}, key '{key}'" if key else str(source)
-        super().__init__(f"config error in {where}: {reason}")
-        self.source, self.key, self.reason = str(source), key, reason
-
-
 def config_path(environ: Mapping[str, str]) -> Path:
     """Where the config file is: ``FLASK_CONFIG`` or the default."""
     return Path(environ.get("FLASK_CONFIG") or DEFAULT_CONFIG_PATH)
@@ -71,36 +67,16 @@ def load_config(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     seconds = _get(path, data, "sample_task_seconds", (int, float), "a number", default=5)
     if seconds < 0:
         raise ConfigError(path, "sample_task_seconds", f"expected 0 or more, got {seconds}")
+    secret_key = _get(path, data, "secret_key", str, "a non-empty string")
+    if secret_key in PUBLIC_SECRET_KEYS and environ.get("FLASK_DEBUG") not in ("1", "true"):
+        raise ConfigError(path, "secret_key", "is the published example value: set your own (or FLASK_SECRET_KEY)")
     return {
         "CONFIG_FILE": str(path),
-        "SECRET_KEY": _get(path, data, "secret_key", str, "a non-empty string"),
+        "SECRET_KEY": secret_key,
         "PORT": port,
         "SAMPLE_TASK_SECONDS": seconds,
         "CELERY": celery,
     }
-
-
-def read_config_file(path: Path) -> dict[str, Any]:
-    """Parse a YAML or JSON file (chosen by its suffix) into a mapping."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise ConfigError(path, None, f"cannot read the file: {error.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(path, None, "cannot read the file: it is not UTF-8 text") from None
-    try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except json.JSONDecodeError as error:
-        where = f"line {error.lineno}, column {error.colno}"
-        raise ConfigError(path, None, f"malformed JSON at {where}: {error.msg}") from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(error, "problem", None) or "cannot parse"
-        raise ConfigError(path, None, f"malformed YAML{where}: {problem}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(path, None, "expected a mapping of keys to values at the top level")
-    return data
 
 
 def apply_env_overrides(data: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:

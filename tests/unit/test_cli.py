@@ -42,7 +42,7 @@ def test_options_override_host_port_debug_and_config(
     monkeypatch.delenv("FLASK_CONFIG")
     cli.main(["--config", str(path), "--host", "0.0.0.0", "--port", "9000", "--debug"])
     assert runs == [{"host": "0.0.0.0", "port": 9000, "debug": True}]
-    assert cli.os.environ["FLASK_CONFIG"] == str(path)
+    assert (cli.os.environ["FLASK_CONFIG"], cli.os.environ["FLASK_DEBUG"]) == (str(path), "1")
 
 
 def test_worker_option_starts_and_stops_a_celery_worker(
@@ -79,6 +79,7 @@ def test_bad_config_exits_2_with_one_line(tmp_path: Path, command: list[str]) ->
     """Both entrypoints stop on a bad config with status 2 and one line, no traceback."""
     path = tmp_path / "api-config.yaml"
     path.write_text("secret_key: x\ncelery: {}\n")
+    path.chmod(0o600)  # no permission warning: the one line is the error
     done = subprocess.run(
         command, cwd=ROOT, env={"FLASK_CONFIG": str(path), "PATH": ""}, capture_output=True, text=True, timeout=60
     )

@@ -37,10 +37,10 @@ def celery_with(**changes: Any) -> dict[str, Any]:
 
 
 def test_seed_format_is_read_as_is(tmp_path: Path) -> None:
-    """The original project's YAML file works unchanged, lower-case keys included."""
+    """The original project's YAML file works unchanged (in debug: its key is public)."""
     path = tmp_path / "api-config.yaml"
     path.write_text(SEED_YAML)
-    settings = load_config({"FLASK_CONFIG": str(path)})
+    settings = load_config({"FLASK_CONFIG": str(path), "FLASK_DEBUG": "1"})
     assert settings == {
         "CONFIG_FILE": str(path),
         "SECRET_KEY": "my_secret_key",
@@ -62,7 +62,7 @@ def test_default_path_is_secrets_api_config_yaml(tmp_path: Path, monkeypatch: py
     (tmp_path / "secrets").mkdir()
     (tmp_path / "secrets" / "api-config.yaml").write_text(SEED_YAML)
     monkeypatch.chdir(tmp_path)
-    assert load_config({})["CONFIG_FILE"] == "secrets/api-config.yaml"
+    assert load_config({"FLASK_SECRET_KEY": "s"})["CONFIG_FILE"] == "secrets/api-config.yaml"
 
 
 def test_other_celery_settings_pass_through(write_config: WriteConfig) -> None:
@@ -189,3 +189,34 @@ def test_secret_values_never_appear_in_errors(write_config: WriteConfig) -> None
     with pytest.raises(ConfigError) as caught:
         load_config({"FLASK_CONFIG": str(path)})
     assert "hunter2" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("environ", "accepted"),
+    [({}, False), ({"FLASK_DEBUG": "0"}, False), ({"FLASK_DEBUG": "1"}, True), ({"FLASK_DEBUG": "true"}, True)],
+    ids=["default", "debug-off", "debug-1", "debug-true"],
+)
+def test_published_example_secret_key_only_in_debug(
+    write_config: WriteConfig, environ: dict[str, str], accepted: bool
+) -> None:
+    """The example's `my_secret_key` is public: refused unless FLASK_DEBUG is on."""
+    environ = {"FLASK_CONFIG": str(write_config(config_with(secret_key="my_secret_key"))), **environ}
+    if accepted:
+        assert load_config(environ)["SECRET_KEY"] == "my_secret_key"
+    else:
+        with pytest.raises(ConfigError, match="key 'secret_key': is the published example value"):
+            load_config(environ)
+
+
+@pytest.mark.parametrize(("mode", "warned"), [(0o600, False), (0o640, False), (0o644, True)], ids=oct)
+def test_config_readable_by_other_users_is_warned(
+    write_config: WriteConfig, caplog: pytest.LogCaptureFixture, mode: int, warned: bool
+) -> None:
+    """A config file (it holds secrets) that any user can read gets a warning naming it."""
+    path = write_config()
+    path.chmod(mode)
+    load_config({"FLASK_CONFIG": str(path)})
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == (
+        [f"config file {path} holds secrets but any user can read it: chmod o-r {path}"] if warned else []
+    )
