@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
 from celery import Celery, states
-from flask import Blueprint, abort, current_app, url_for
+from flask import Blueprint, abort, current_app, request, url_for
 from kombu.exceptions import OperationalError
 
 from app.dependencies import backend_errors, dependency
@@ -24,6 +25,7 @@ def _celery() -> Celery:
 @bp.post("/")
 def start_task() -> tuple[dict[str, Any], int, dict[str, str]]:
     """Queue the sample task; answer its id and where to follow it."""
+    _reject_parameters()
     celery_app = _celery()
     # submit() writes to the backend first: if that fails, nothing is published.
     with (
@@ -33,6 +35,27 @@ def start_task() -> tuple[dict[str, Any], int, dict[str, str]]:
         task_id = submit(celery_app.tasks[sample_task.name])
     location = url_for(".task_status", task_id=task_id)
     return {"task_id": task_id, "state": "PENDING"}, 202, {"Location": location}
+
+
+def _reject_parameters() -> None:
+    """Accept no body or an empty JSON object: the sample task takes no parameters.
+
+    Anything else is refused before any work is queued: 413 past MAX_CONTENT_LENGTH
+    (Flask, when the body is read), 415 for another content type, 400 for the rest.
+    """
+    data = request.get_data(cache=True)
+    if not data:
+        return
+    if not request.is_json:
+        abort(415, description="Send parameters as application/json.")
+    try:
+        body = json.loads(data)
+    except ValueError:
+        abort(400, description="The body is not valid JSON.")
+    if not isinstance(body, dict):
+        abort(400, description="The body must be a JSON object.")
+    if body:
+        abort(400, description=f"Unknown parameters: {', '.join(sorted(body))}; the sample task takes none.")
 
 
 @bp.get("/<uuid:task_id>")

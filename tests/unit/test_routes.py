@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 
@@ -88,3 +89,45 @@ def test_healthz_answers_ok(client: FlaskClient) -> None:
     """Liveness probe: 200 JSON."""
     response = client.get("/healthz")
     assert (response.status_code, response.json) == (200, {"status": "ok"})
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ({"json": {"seconds": 1}}, 400, "Unknown parameters: seconds; the sample task takes none."),
+        ({"json": [1]}, 400, "The body must be a JSON object."),
+        ({"data": "{bad", "content_type": "application/json"}, 400, "The body is not valid JSON."),
+        ({"data": "seconds=1", "content_type": "application/x-www-form-urlencoded"}, 415, "application/json"),
+        ({"data": "{}" + " " * 20_000, "content_type": "application/json"}, 413, "exceeds the capacity limit"),
+    ],
+    ids=["unknown-parameter", "not-an-object", "malformed-json", "form-encoded", "oversized"],
+)
+def test_bad_post_body_is_4xx_json_and_queues_nothing(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch, body: dict[str, object], status: int, message: str
+) -> None:
+    """A body the task cannot take answers the right 4xx as JSON, before anything is queued."""
+    queued: list[object] = []
+    monkeypatch.setattr("app.routes.submit", queued.append)
+    response = client.post("/task/", **body)  # type: ignore[arg-type]
+    assert (response.status_code, response.is_json, queued) == (status, True, [])
+    assert message in response.json["error"]["message"]
+
+
+@pytest.mark.parametrize("body", [{}, {"json": {}}], ids=["no-body", "empty-object"])
+def test_post_accepts_no_body_or_an_empty_object(client: FlaskClient, body: dict[str, object]) -> None:
+    """The two bodies the sample task can take are accepted."""
+    assert client.post("/task/", **body).status_code == 202  # type: ignore[arg-type]
+
+
+def test_openapi_description_covers_every_route(app: Flask, client: FlaskClient) -> None:
+    """GET /openapi.json describes every route and method the app serves (but itself)."""
+    spec = client.get("/openapi.json").json
+    described = {(path, method.upper()) for path, item in spec["paths"].items() for method in item}
+    served = {
+        (re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule), method)
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint not in ("static", "openapi.openapi")
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
+    assert spec["openapi"].startswith("3.")
+    assert described == served
