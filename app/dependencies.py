@@ -37,7 +37,7 @@ def dependency(name: str, errors: tuple[type[BaseException], ...], celery_app: C
     try:
         yield
     except errors as error:
-        logger.warning("%s unreachable: %s", name, mask_secrets(repr(error), celery_app))
+        logger.warning("%s unreachable: %s", name, _describe(error, celery_app))
         raise ServiceUnavailable(f"The {name} is unreachable; try again later.") from None
 
 
@@ -50,7 +50,7 @@ def _probe(ping: Callable[[Celery], object], celery_app: Celery) -> str:
     try:
         ping(celery_app)
     except Exception as error:  # any failure means not ready; the reason is reported
-        return f"unreachable: {mask_secrets(str(error) or type(error).__name__, celery_app)}"
+        return f"unreachable: {_describe(error, celery_app)}"
     return "ok"
 
 
@@ -62,3 +62,7 @@ def _ping_broker(celery_app: Celery) -> None:
 def _ping_backend(celery_app: Celery) -> None:
     # The same read GET /task/<id> makes.
     celery_app.backend.task_result_exists("readiness-probe")
+
+
+def _describe(error: BaseException, celery_app: Celery) -> str:
+    return mask_secrets(f"{type(error).__name__}: {error}" if str(error) else type(error).__name__, celery_app)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from types import SimpleNamespace
 
 import pytest
 from flask import Flask
@@ -46,8 +47,8 @@ def test_failed_publish_leaves_no_record(write_config: WriteConfig, monkeypatch:
     write_config()
     celery_app = create_app({"CELERY": EAGER}).extensions["celery"]
     task = celery_app.tasks[tasks.sample_task.name]
-    task_id = str(uuid.uuid4())
-    monkeypatch.setattr(tasks.uuid, "uuid4", lambda: task_id)
+    task_id = uuid.uuid4()
+    monkeypatch.setattr(tasks, "uuid", SimpleNamespace(uuid4=lambda: task_id))  # this module's ids only
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise OperationalError("broker unreachable")
@@ -55,4 +56,4 @@ def test_failed_publish_leaves_no_record(write_config: WriteConfig, monkeypatch:
     monkeypatch.setattr(task, "apply_async", refuse)
     with pytest.raises(OperationalError):
         tasks.submit(task)
-    assert not celery_app.AsyncResult(task_id).exists()
+    assert not celery_app.AsyncResult(str(task_id)).exists()

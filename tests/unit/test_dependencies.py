@@ -1,0 +1,85 @@
+"""A broker or result backend that refuses connections (app/dependencies.py, app/health.py).
+
+Stalled services (accepting connections, never answering) are covered by the integration
+tier with paused containers.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from app import create_app, tasks
+from tests.unit.conftest import IN_MEMORY_CONFIG, WriteConfig
+
+# Nothing listens on port 1: connections are refused at once, without any server.
+REFUSING_BROKER = "amqp://user:s3cret-broker@127.0.0.1:1//"
+REFUSING_BACKEND = "redis://:s3cret-backend@127.0.0.1:1/0"
+SECRETS = ("s3cret-broker", "s3cret-backend")
+
+
+def app_with(write_config: WriteConfig, **celery: str) -> Flask:
+    write_config({**IN_MEMORY_CONFIG, "celery": {**IN_MEMORY_CONFIG["celery"], **celery}})
+    return create_app()
+
+
+def assert_unavailable(response: Any, dependency: str) -> None:
+    assert response.status_code == 503
+    assert response.json["error"]["message"] == f"The {dependency} is unreachable; try again later."
+
+
+def test_post_with_broker_down_is_503_and_leaves_no_record(
+    write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The broker refuses: 503 JSON, and the id recorded before publishing is forgotten."""
+    app = app_with(write_config, broker_url=REFUSING_BROKER)
+    task_id = uuid.uuid4()
+    monkeypatch.setattr(tasks, "uuid", SimpleNamespace(uuid4=lambda: task_id))  # this module's ids only
+    started = time.monotonic()
+    response = app.test_client().post("/task/")
+    assert time.monotonic() - started < 3
+    assert_unavailable(response, "broker")
+    assert not app.extensions["celery"].AsyncResult(str(task_id)).exists()
+
+
+def test_post_with_backend_down_is_503_and_publishes_nothing(write_config: WriteConfig) -> None:
+    """The backend refuses: 503 JSON before anything reaches the queue."""
+    app = app_with(write_config, result_backend=REFUSING_BACKEND)
+    assert_unavailable(app.test_client().post("/task/"), "result backend")
+    with app.extensions["celery"].connection_for_read() as connection:
+        assert connection.default_channel.queue_declare("celery").message_count == 0
+
+
+def test_get_with_backend_down_is_503(write_config: WriteConfig) -> None:
+    """GET /task/<id> cannot tell anything without the backend: 503 JSON, not 404 or 500."""
+    app = app_with(write_config, result_backend=REFUSING_BACKEND)
+    assert_unavailable(app.test_client().get(f"/task/{uuid.uuid4()}"), "result backend")
+
+
+def test_readyz_is_ok_when_both_answer(client: FlaskClient) -> None:
+    """Both dependencies reachable: 200."""
+    response = client.get("/readyz")
+    assert (response.status_code, response.json) == (
+        200,
+        {"status": "ok", "checks": {"broker": "ok", "result_backend": "ok"}},
+    )
+
+
+def test_readyz_names_what_is_down_and_never_a_password(
+    write_config: WriteConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Both down: 503 naming each with its error; passwords appear nowhere, logs included."""
+    client = app_with(write_config, broker_url=REFUSING_BROKER, result_backend=REFUSING_BACKEND).test_client()
+    responses = [client.get("/readyz"), client.post("/task/"), client.get(f"/task/{uuid.uuid4()}")]
+    checks = responses[0].json["checks"]
+    assert responses[0].status_code == 503
+    assert checks["broker"].startswith("unreachable: OperationalError: ")
+    assert checks["result_backend"].startswith("unreachable: ConnectionError: ")
+    everything = caplog.text + "".join(response.get_data(as_text=True) for response in responses)
+    assert not [secret for secret in SECRETS if secret in everything]
