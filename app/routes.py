@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from celery import Celery, states
+from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from flask import Blueprint, abort, current_app, request, url_for
 from kombu.exceptions import OperationalError
 
@@ -72,5 +73,14 @@ def task_status(task_id: Any) -> dict[str, Any]:
     if state == states.SUCCESS:
         body["result"] = value.isoformat() if isinstance(value, datetime) else value
     elif state == states.FAILURE:
-        body["error"] = {"type": type(value).__name__, "message": str(value)}
+        body["error"] = {"type": type(value).__name__, "message": _describe_failure(value)}
     return body
+
+
+def _describe_failure(error: object) -> str:
+    # Celery's time-limit errors print as "TimeLimitExceeded(330,)": say what happened.
+    if isinstance(error, TimeLimitExceeded):
+        return f"The task was killed at its hard time limit ({error.args[0]} s)."
+    if isinstance(error, SoftTimeLimitExceeded):
+        return "The task was interrupted at its soft time limit."
+    return str(error)

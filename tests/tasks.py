@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from celery import Task, shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from flask import current_app, g, has_app_context
 
 
@@ -30,3 +32,12 @@ def failing_task(message: str) -> None:
 def unserializable_task() -> object:
     """Return what JSON cannot carry."""
     return object()
+
+
+@shared_task
+def stubborn_task(seconds: float) -> None:
+    """Sleep through the soft time limit, as code that swallows every exception would."""
+    try:
+        time.sleep(seconds)
+    except SoftTimeLimitExceeded:
+        time.sleep(seconds)

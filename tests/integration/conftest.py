@@ -28,21 +28,26 @@ WriteConfig = Callable[..., Path]
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def require_docker(request: pytest.FixtureRequest, what: str) -> None:
+    """Skip unless a Docker engine answers; fail instead under CI or --require-services."""
+    if (reason := services.docker_unavailable_reason()) is not None:
+        message = f"{what} ({reason})"
+        if request.config.getoption("--require-services") or os.environ.get("CI") == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+
+
 @pytest.fixture(scope="session")
 def service_urls(request: pytest.FixtureRequest) -> Iterator[services.Services]:
     """Broker and backend URLs: from the environment, else containers, else skip (fail in CI)."""
     if (found := services.from_environment()) is not None:
         yield found
         return
-    if (reason := services.docker_unavailable_reason()) is not None:
-        message = (
-            f"no broker and result backend: set TEST_BROKER_URL and TEST_RESULT_BACKEND, or start Docker ({reason})"
-        )
-        if request.config.getoption("--require-services") or os.environ.get("CI") == "true":
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+    require_docker(
+        request, "no broker and result backend: set TEST_BROKER_URL and TEST_RESULT_BACKEND, or start Docker"
+    )
     with services.containers() as started:
-        yield started
+        yield started.services
 
 
 @pytest.fixture(scope="session")
@@ -84,11 +89,16 @@ def embedded_worker(app: Flask) -> Iterator[WorkController]:
     """A worker thread serving `app`'s Celery app for the whole session."""
     celery_app: Celery = app.extensions["celery"]
     celery_app.control.purge()  # messages a killed earlier run left on a shared broker
-    # without_heartbeat=False: the heartbeat timer keeps the worker's event loop turning.
-    # Without it, with late acks and a prefetch of 1, a task queued just after another
-    # finished waited for the loop's next wake-up: 10 s (measured).
+    # The heartbeat timer keeps the worker's event loop turning. Without it, with late acks
+    # and a prefetch of 1, a task queued just after another finished waited for the loop's
+    # next wake-up: 10 s (measured); with it, at most heartbeat_interval.
     with start_worker(
-        celery_app, pool="solo", perform_ping_check=True, shutdown_timeout=30, without_heartbeat=False
+        celery_app,
+        pool="solo",
+        perform_ping_check=True,
+        shutdown_timeout=30,
+        without_heartbeat=False,
+        heartbeat_interval=0.5,
     ) as worker:
         yield worker
 
@@ -112,9 +122,11 @@ def wait_for_state(client: FlaskClient, location: str, state: str, timeout: floa
 
 
 @contextmanager
-def cli_worker(config: Path, log: Path, *options: str) -> Iterator[subprocess.Popen[bytes]]:
+def cli_worker(config: Path, log: Path, *options: str, pool: str = "solo") -> Iterator[subprocess.Popen[bytes]]:
     """`celery -A celery_worker.celery worker` in a subprocess, as in production."""
-    command = [sys.executable, "-m", "celery", "-A", "celery_worker.celery", "worker", "--pool=solo", *options]
+    # Without mingle and gossip: they only wait a second for other workers' replies.
+    command = [sys.executable, "-m", "celery", "-A", "celery_worker.celery", "worker", f"--pool={pool}"]
+    command += ["--without-mingle", "--without-gossip", *options]
     with log.open("w") as output:
         worker = subprocess.Popen(
             command, cwd=ROOT, env={**os.environ, "FLASK_CONFIG": str(config)}, stdout=output, stderr=subprocess.STDOUT

@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import gc
 import os
+import socket
 import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from testcontainers.core.container import DockerContainer
 
 # Official images by default; override for a mirror or images built offline
 # (.ci/build-offline-images).
@@ -68,21 +73,46 @@ def describe() -> str:
     return f"integration services: none: no TEST_BROKER_URL / TEST_RESULT_BACKEND and {reason}"
 
 
+@dataclass(frozen=True)
+class Containers:
+    """Started containers, to stop, pause or restart, and the URLs that reach them."""
+
+    services: Services
+    rabbitmq: DockerContainer
+    redis: DockerContainer
+
+
 @contextmanager
-def containers() -> Iterator[Services]:
-    """One RabbitMQ and one Redis container, started side by side, removed on exit."""
+def containers(fixed_ports: bool = False, redis_password: str | None = None) -> Iterator[Containers]:
+    """One RabbitMQ and one Redis container, started side by side, removed on exit.
+
+    Docker gives a restarted container new random host ports; ``fixed_ports`` picks free
+    ones up front so that a restarted broker keeps its URL.
+    """
     from testcontainers.community.rabbitmq import RabbitMqContainer
     from testcontainers.community.redis import RedisContainer
 
+    rabbitmq, redis = RabbitMqContainer(RABBITMQ_IMAGE), RedisContainer(REDIS_IMAGE, password=redis_password)
+    if fixed_ports:
+        rabbitmq.with_bind_ports(rabbitmq.port, _free_port())
+        redis.with_bind_ports(redis.port, _free_port())
     with ExitStack() as stack:
-        rabbitmq, redis = RabbitMqContainer(RABBITMQ_IMAGE), RedisContainer(REDIS_IMAGE)
         with ThreadPoolExecutor(2) as pool:
             started = [pool.submit(stack.enter_context, container) for container in (rabbitmq, redis)]
         for future in started:
             future.result()
         host = rabbitmq.get_container_host_ip()
-        yield Services(
+        password = f":{redis_password}@" if redis_password else ""
+        services = Services(
             broker_url=f"amqp://guest:guest@{host}:{rabbitmq.get_exposed_port(rabbitmq.port)}//",
-            result_backend=f"redis://{redis.get_container_host_ip()}:{redis.get_exposed_port(redis.port)}/0",
+            result_backend=f"redis://{password}{redis.get_container_host_ip()}:{redis.get_exposed_port(redis.port)}/0",
             source=f"testcontainers ({RABBITMQ_IMAGE}, {REDIS_IMAGE})",
         )
+        yield Containers(services, rabbitmq, redis)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port

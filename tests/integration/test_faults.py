@@ -1,0 +1,170 @@
+"""Faults and hostile input, through real services: nothing accepted is lost, nothing hangs.
+
+Tests that stop, pause or restart a service use containers of their own, never the
+shared services of the session (which may be the machine's own RabbitMQ and Redis).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from celery.worker import WorkController
+from flask import Flask
+from flask.testing import FlaskClient
+from testcontainers.core.container import DockerContainer
+
+from app.tasks import sample_task, submit
+from tests.integration import services
+from tests.integration.conftest import WriteConfig, cli_worker, create_app_from, require_docker, wait_for_state
+from tests.tasks import context_probe, stubborn_task
+
+pytestmark = pytest.mark.integration
+
+REDIS_PASSWORD = "s3cret-redis-password"
+
+
+@pytest.fixture(scope="module")
+def own(request: pytest.FixtureRequest) -> Iterator[services.Containers]:
+    """A RabbitMQ and a Redis of this module's own, to pause and restart."""
+    require_docker(request, "fault tests need containers they may break: start Docker")
+    with services.containers(fixed_ports=True, redis_password=REDIS_PASSWORD) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def own_config(own: services.Containers, write_config: WriteConfig) -> Path:
+    """A config file pointing at this module's own services."""
+    return write_config(
+        "faults", celery={"broker_url": own.services.broker_url, "result_backend": own.services.result_backend}
+    )
+
+
+@pytest.fixture
+def own_client(own_config: Path) -> FlaskClient:
+    """A test client of an app on this module's own services."""
+    return create_app_from(own_config).test_client()
+
+
+@contextmanager
+def paused(container: DockerContainer) -> Iterator[None]:
+    """The service accepts connections (Docker's proxy does) but never answers, as in a partition."""
+    container.get_wrapped_container().pause()
+    try:
+        yield
+    finally:
+        container.get_wrapped_container().unpause()
+
+
+def timed(call: object) -> tuple[object, float]:
+    started = time.monotonic()
+    return call(), time.monotonic() - started  # type: ignore[operator]
+
+
+def test_stalled_broker_answers_503_in_time_then_recovers(own: services.Containers, own_client: FlaskClient) -> None:
+    """RabbitMQ stops answering: POST gives up within 3 s with 503; /readyz names it; then all is well."""
+    assert own_client.post("/task/").status_code == 202  # a pooled connection now exists
+    with paused(own.rabbitmq):
+        (post, post_seconds) = timed(lambda: own_client.post("/task/"))
+        ready = own_client.get("/readyz")
+    assert (post.status_code, post.json["error"]["message"]) == (503, "The broker is unreachable; try again later.")
+    assert post_seconds < 3
+    assert ready.status_code == 503
+    assert ready.json["checks"]["broker"].startswith("unreachable: ")
+    assert ready.json["checks"]["result_backend"] == "ok"
+    assert own_client.post("/task/").status_code == 202
+
+
+def test_stalled_backend_answers_503_in_time_and_never_shows_its_password(
+    own: services.Containers, own_client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis stops answering: GET and POST answer 503 within 3 s, /readyz names it, no password leaks."""
+    location = own_client.post("/task/").headers["Location"]
+    with paused(own.redis):
+        (get, get_seconds) = timed(lambda: own_client.get(location))
+        (post, post_seconds) = timed(lambda: own_client.post("/task/"))
+        ready = own_client.get("/readyz")
+    for response, seconds in ((get, get_seconds), (post, post_seconds)):
+        assert (response.status_code, response.json["error"]["message"]) == (
+            503,
+            "The result backend is unreachable; try again later.",
+        )
+        assert seconds < 3
+    assert ready.status_code == 503
+    assert ready.json["checks"]["result_backend"].startswith("unreachable: ")
+    assert REDIS_PASSWORD not in caplog.text + "".join(r.get_data(as_text=True) for r in (get, post, ready))
+    assert own_client.get(location).status_code == 200
+
+
+def test_broker_restart_loses_no_queued_task(
+    own: services.Containers, write_config: WriteConfig, tmp_path: Path
+) -> None:
+    """RabbitMQ restarts with tasks queued: all of them finish; the worker reconnects by itself."""
+    path = write_config(
+        "restart",
+        sample_task_seconds=1,
+        celery={**_own_urls(own), "task_default_queue": "restart"},
+    )
+    client = create_app_from(path).test_client()
+    with cli_worker(path, tmp_path / "worker.log") as worker:
+        task_ids = [client.post("/task/").json["task_id"] for _ in range(4)]
+        wait_for_state(client, f"/task/{task_ids[0]}", "STARTED")
+        own.rabbitmq.get_wrapped_container().restart(timeout=10)
+        for task_id in task_ids:
+            wait_for_state(client, f"/task/{task_id}", "SUCCESS", timeout=90)
+        assert worker.poll() is None
+
+
+def _own_urls(own: services.Containers) -> dict[str, str]:
+    return {"broker_url": own.services.broker_url, "result_backend": own.services.result_backend}
+
+
+def test_worker_killed_mid_task_is_redelivered_to_a_new_worker(write_config: WriteConfig, tmp_path: Path) -> None:
+    """SIGKILL during a task: the broker redelivers it (late ack) and the next worker completes it."""
+    path = write_config("killed", sample_task_seconds=2, celery={"task_default_queue": "killed"})
+    client = create_app_from(path).test_client()
+    first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
+    with cli_worker(path, first_log, "--loglevel=info") as first:
+        task_id = client.post("/task/").json["task_id"]
+        wait_for_state(client, f"/task/{task_id}", "STARTED")
+        first.kill()
+        first.wait()
+    with cli_worker(path, second_log, "--loglevel=info"):
+        wait_for_state(client, f"/task/{task_id}", "SUCCESS", timeout=60)
+    assert f"[{task_id}] succeeded" not in first_log.read_text()
+    assert f"[{task_id}] succeeded" in second_log.read_text()
+
+
+def test_pickle_message_is_rejected_and_never_run(app: Flask, embedded_worker: WorkController) -> None:
+    """A pickle message for the sample task, straight onto its queue, is dropped unexecuted."""
+    celery_app = app.extensions["celery"]
+    pickled = celery_app.tasks[sample_task.name].apply_async(serializer="pickle")
+    # The solo worker takes messages in order: once this one is done, the pickle one was handled.
+    celery_app.tasks[context_probe.name].delay().get(timeout=20)
+    assert not pickled.exists()
+    with celery_app.connection_for_read() as connection:
+        queue = connection.default_channel.queue_declare(celery_app.conf.task_default_queue, passive=True)
+    assert queue.message_count == 0
+
+
+def test_tasks_past_their_time_limits_fail_clearly(write_config: WriteConfig, tmp_path: Path) -> None:
+    """Past the soft limit a task is interrupted; one that ignores it is killed at the hard limit."""
+    limits = {"task_soft_time_limit": 1, "task_time_limit": 2, "task_default_queue": "limits"}
+    path = write_config("limits", sample_task_seconds=30, celery=limits)
+    app = create_app_from(path)
+    celery_app, client = app.extensions["celery"], app.test_client()
+    # Time limits need a pool that can interrupt or kill the task: prefork, as in production.
+    with cli_worker(path, tmp_path / "worker.log", "--concurrency=2", "--include=tests.tasks", pool="prefork"):
+        with app.app_context():
+            soft = submit(celery_app.tasks[sample_task.name])
+            hard = submit(celery_app.tasks[stubborn_task.name], 30)
+        soft_error = wait_for_state(client, f"/task/{soft}", "FAILURE", timeout=30)["error"]
+        hard_error = wait_for_state(client, f"/task/{hard}", "FAILURE", timeout=30)["error"]
+    assert soft_error == {
+        "type": "SoftTimeLimitExceeded",
+        "message": "The task was interrupted at its soft time limit.",
+    }
+    assert hard_error == {"type": "TimeLimitExceeded", "message": "The task was killed at its hard time limit (2 s)."}
