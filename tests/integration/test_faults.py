@@ -6,11 +6,13 @@ shared services of the session (which may be the machine's own RabbitMQ and Redi
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import psutil
 import pytest
 from celery.worker import WorkController
 from flask import Flask
@@ -136,6 +138,19 @@ def test_worker_killed_mid_task_is_redelivered_to_a_new_worker(write_config: Wri
         wait_for_state(client, f"/task/{task_id}", "SUCCESS", timeout=60)
     assert f"[{task_id}] succeeded" not in first_log.read_text()
     assert f"[{task_id}] succeeded" in second_log.read_text()
+
+
+def test_pool_process_killed_mid_task_is_run_again(write_config: WriteConfig, tmp_path: Path) -> None:
+    """SIGKILL to the prefork process running a task: requeued (reject_on_worker_lost), run again."""
+    path = write_config("child-killed", sample_task_seconds=2, celery={"task_default_queue": "child-killed"})
+    client = create_app_from(path).test_client()
+    with cli_worker(path, tmp_path / "worker.log", "--concurrency=1", pool="prefork") as worker:
+        task_id = client.post("/task/").json["task_id"]
+        wait_for_state(client, f"/task/{task_id}", "STARTED")
+        (pool_process,) = psutil.Process(worker.pid).children()
+        pool_process.send_signal(signal.SIGKILL)
+        body = wait_for_state(client, f"/task/{task_id}", "SUCCESS", timeout=60)
+    assert body["task_id"] == task_id
 
 
 def test_pickle_message_is_rejected_and_never_run(app: Flask, embedded_worker: WorkController) -> None:

@@ -5,21 +5,29 @@ from __future__ import annotations
 from flask import Flask, g
 
 from app import create_app
-from app.celery_app import CELERY_DEFAULTS
 from app.tasks import sample_task
 from tests.tasks import context_probe
 from tests.unit.conftest import IN_MEMORY_CONFIG, WriteConfig
 
 
 def test_safe_defaults_apply_and_the_file_overrides_them(write_config: WriteConfig) -> None:
-    """JSON only, late acks and the other defaults hold unless the file says otherwise."""
+    """JSON only, late acks, confirms, limits and expiry hold unless the file says otherwise."""
     write_config({**IN_MEMORY_CONFIG, "celery": {**IN_MEMORY_CONFIG["celery"], "task_time_limit": 7}})
     conf = create_app().extensions["celery"].conf
-    assert conf.task_time_limit == 7
-    for key, value in CELERY_DEFAULTS.items():
-        if key != "task_time_limit":
-            assert conf[key] == value, key
-    assert (conf.accept_content, conf.task_acks_late, conf.task_reject_on_worker_lost) == (["json"], True, True)
+    expected = {
+        "accept_content": ["json"],
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "broker_transport_options": {"confirm_publish": True},
+        "task_default_delivery_mode": "persistent",
+        "task_soft_time_limit": 300,
+        "task_time_limit": 7,
+        "result_expires": 86400,
+    }
+    assert {key: conf[key] for key in expected} == expected
 
 
 def test_task_runs_inside_the_app_context(app: Flask) -> None:

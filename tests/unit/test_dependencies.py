@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from kombu.exceptions import OperationalError
 
 from app import create_app, tasks
 from tests.unit.conftest import IN_MEMORY_CONFIG, WriteConfig
@@ -83,3 +84,22 @@ def test_readyz_names_what_is_down_and_never_a_password(
     assert checks["result_backend"].startswith("unreachable: ConnectionError: ")
     everything = caplog.text + "".join(response.get_data(as_text=True) for response in responses)
     assert not [secret for secret in SECRETS if secret in everything]
+
+
+def test_passwords_an_error_repeats_are_masked(
+    write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Whatever a client library's error says, /readyz and the logs show the passwords as **."""
+    client = app_with(write_config, broker_url=REFUSING_BROKER, result_backend=REFUSING_BACKEND).test_client()
+
+    def fail_naming_urls(*args: object) -> None:
+        raise OperationalError(f"cannot reach {REFUSING_BROKER} nor {REFUSING_BACKEND}")
+
+    for name in ("app.dependencies._ping_broker", "app.dependencies._ping_backend", "app.routes.submit"):
+        monkeypatch.setattr(name, fail_naming_urls)
+    checks = client.get("/readyz").json["checks"]
+    assert_unavailable(client.post("/task/"), "broker")
+    masked = "OperationalError: cannot reach amqp://user:**@127.0.0.1:1// nor redis://:**@127.0.0.1:1/0"
+    assert checks == {"broker": f"unreachable: {masked}", "result_backend": f"unreachable: {masked}"}
+    assert f"broker unreachable: {masked}" in caplog.text
+    assert not [secret for secret in SECRETS if secret in caplog.text]
