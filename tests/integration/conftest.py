@@ -128,8 +128,14 @@ def cli_worker(config: Path, log: Path, *options: str, pool: str = "solo") -> It
     command = [sys.executable, "-m", "celery", "-A", "celery_worker.celery", "worker", f"--pool={pool}"]
     command += ["--without-mingle", "--without-gossip", *options]
     with log.open("w") as output:
+        # Its own process group, so that a test can kill it together with its pool processes.
         worker = subprocess.Popen(
-            command, cwd=ROOT, env={**os.environ, "FLASK_CONFIG": str(config)}, stdout=output, stderr=subprocess.STDOUT
+            command,
+            cwd=ROOT,
+            env={**os.environ, "FLASK_CONFIG": str(config)},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         try:
             yield worker

@@ -6,6 +6,7 @@ shared services of the session (which may be the machine's own RabbitMQ and Redi
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from collections.abc import Iterator
@@ -104,35 +105,44 @@ def test_stalled_backend_answers_503_in_time_and_never_shows_its_password(
 def test_broker_restart_loses_no_queued_task(
     own: services.Containers, write_config: WriteConfig, tmp_path: Path
 ) -> None:
-    """RabbitMQ restarts with tasks queued: all of them finish; the worker reconnects by itself."""
-    path = write_config(
-        "restart",
-        sample_task_seconds=1,
-        celery={**_own_urls(own), "task_default_queue": "restart"},
-    )
-    client = create_app_from(path).test_client()
-    with cli_worker(path, tmp_path / "worker.log") as worker:
-        task_ids = [client.post("/task/").json["task_id"] for _ in range(4)]
-        wait_for_state(client, f"/task/{task_ids[0]}", "STARTED")
+    """RabbitMQ restarts with tasks queued: none is lost; the running worker reconnects by itself."""
+    urls = {"broker_url": own.services.broker_url, "result_backend": own.services.result_backend}
+    worker_config = write_config("restart", celery={**urls, "task_default_queue": "restart"})
+    # Tasks POSTed through this app wait in a queue no worker consumes until after the restart.
+    parked_config = write_config("restart-parked", celery={**urls, "task_default_queue": "restart-parked"})
+    app, parked = create_app_from(worker_config), create_app_from(parked_config).test_client()
+    client = app.test_client()
+    with cli_worker(worker_config, tmp_path / "worker.log") as worker:
+        wait_for_state(client, client.post("/task/").headers["Location"], "SUCCESS")  # the worker is up
+        queued = [parked.post("/task/").headers["Location"] for _ in range(3)]
         own.rabbitmq.get_wrapped_container().restart(timeout=10)
-        for task_id in task_ids:
-            wait_for_state(client, f"/task/{task_id}", "SUCCESS", timeout=90)
+        wait_until_ready(client)
+        # Not restarted, the worker serves a new task: it reconnected by itself.
+        wait_for_state(client, client.post("/task/").headers["Location"], "SUCCESS", timeout=60)
+        assert app.extensions["celery"].control.add_consumer("restart-parked", reply=True, timeout=10)
+        for location in queued:
+            wait_for_state(client, location, "SUCCESS", timeout=60)
         assert worker.poll() is None
 
 
-def _own_urls(own: services.Containers) -> dict[str, str]:
-    return {"broker_url": own.services.broker_url, "result_backend": own.services.result_backend}
+def wait_until_ready(client: FlaskClient, timeout: float = 60) -> None:
+    """Poll /readyz until both services answer."""
+    deadline = time.monotonic() + timeout
+    while client.get("/readyz").status_code != 200:
+        assert time.monotonic() < deadline, "the services did not come back"
+        time.sleep(0.5)
 
 
 def test_worker_killed_mid_task_is_redelivered_to_a_new_worker(write_config: WriteConfig, tmp_path: Path) -> None:
-    """SIGKILL during a task: the broker redelivers it (late ack) and the next worker completes it."""
+    """The whole worker killed during a task: the broker redelivers it (late ack), the next one runs it."""
     path = write_config("killed", sample_task_seconds=2, celery={"task_default_queue": "killed"})
     client = create_app_from(path).test_client()
     first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
-    with cli_worker(path, first_log, "--loglevel=info") as first:
+    # Prefork, as in production: an early ack would have been sent when the pool took the task.
+    with cli_worker(path, first_log, "--loglevel=info", "--concurrency=1", pool="prefork") as first:
         task_id = client.post("/task/").json["task_id"]
         wait_for_state(client, f"/task/{task_id}", "STARTED")
-        first.kill()
+        os.killpg(first.pid, signal.SIGKILL)  # the main process and its pool, as an OOM kill would
         first.wait()
     with cli_worker(path, second_log, "--loglevel=info"):
         wait_for_state(client, f"/task/{task_id}", "SUCCESS", timeout=60)
