@@ -7,4 +7,9 @@ RUN apt-get update && apt-get install -y --no-install-recommends rabbitmq-server
     && rm -rf /var/lib/apt/lists/* \
     && echo 'loopback_users = none' > /etc/rabbitmq/rabbitmq.conf
 EXPOSE 5672
-CMD ["rabbitmq-server"]
+# The node's own start script, not Debian's /usr/sbin wrapper (which runs it through `su`):
+# as PID 1 it passes SIGTERM on, so `docker stop` and `docker restart` stop the broker
+# cleanly in about a second instead of killing it after the 10 s grace period.
+USER rabbitmq
+ENV HOME=/var/lib/rabbitmq
+CMD ["/usr/lib/rabbitmq/bin/rabbitmq-server"]

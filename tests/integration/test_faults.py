@@ -119,7 +119,7 @@ def test_broker_restart_loses_no_queued_task(
         wait_until_ready(client)
         # Not restarted, the worker serves a new task: it reconnected by itself.
         wait_for_state(client, client.post("/task/").headers["Location"], "SUCCESS", timeout=60)
-        assert app.extensions["celery"].control.add_consumer("restart-parked", reply=True, timeout=10)
+        assert app.extensions["celery"].control.add_consumer("restart-parked", reply=True, timeout=10, limit=1)
         for location in queued:
             wait_for_state(client, location, "SUCCESS", timeout=60)
         assert worker.poll() is None
