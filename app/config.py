@@ -6,16 +6,21 @@ lower-case keys, so each key is validated here and mapped to its upper-case Flas
 
 from __future__ import annotations
 
+import logging
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from celery.app.defaults import DEFAULTS
 
 from app.config_file import ConfigError, read_config_file
 
 __all__ = ["ConfigError", "config_path", "load_config"]
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_CONFIG_PATH = "./secrets/api-config.yaml"
 # Secret keys published in this repository (the example config, the seed's README):
@@ -55,7 +60,8 @@ def config_path(environ: Mapping[str, str]) -> Path:
 def load_config(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     """Read the config file, apply environment overrides, validate, return Flask settings."""
     path = config_path(environ)
-    data = apply_env_overrides(read_config_file(path), environ)
+    in_file = read_config_file(path)
+    data = apply_env_overrides(in_file, environ)
     _reject_unknown(path, data, TOP_LEVEL_KEYS, prefix="")
     celery = _get(path, data, "celery", dict, "a mapping of Celery settings")
     _reject_unknown(path, celery, CELERY_SETTINGS, prefix="celery.")
@@ -70,6 +76,7 @@ def load_config(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     secret_key = _get(path, data, "secret_key", str, "a non-empty string")
     if secret_key in PUBLIC_SECRET_KEYS and environ.get("FLASK_DEBUG") not in ("1", "true"):
         raise ConfigError(path, "secret_key", "is the published example value: set your own (or FLASK_SECRET_KEY)")
+    _warn_if_readable_by_all(path, in_file)
     return {
         "CONFIG_FILE": str(path),
         "SECRET_KEY": secret_key,
@@ -90,6 +97,14 @@ def apply_env_overrides(data: Mapping[str, Any], environ: Mapping[str, str]) -> 
         elif isinstance(current := merged.get(section) or {}, dict):
             merged[section] = {**current, key: value}
     return merged
+
+
+def _warn_if_readable_by_all(path: Path, in_file: Mapping[str, Any]) -> None:
+    """A file that holds a secret key or a password should be private to its owner."""
+    urls = [value for value in (in_file.get("celery") or {}).values() if isinstance(value, str)]
+    holds_secrets = "secret_key" in in_file or any(urlsplit(url).password for url in urls)
+    if holds_secrets and path.stat().st_mode & stat.S_IROTH:
+        logger.warning("config file %s holds secrets but any user can read it: chmod o-r %s", path, path)
 
 
 def _reject_unknown(path: Path, data: Mapping[str, Any], known: frozenset[str], prefix: str) -> None:

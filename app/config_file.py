@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
-import stat
 from pathlib import Path
 from typing import Any
 
 import yaml
-
-logger = logging.getLogger(__name__)
 
 
 class ConfigError(Exception):
@@ -27,7 +23,6 @@ def read_config_file(path: Path) -> dict[str, Any]:
     """Parse a YAML or JSON file (chosen by its suffix) into a mapping."""
     try:
         text = path.read_text(encoding="utf-8")
-        mode = path.stat().st_mode
     except OSError as error:
         raise ConfigError(path, None, f"cannot read the file: {error.strerror}") from None
     except UnicodeDecodeError:
@@ -44,6 +39,4 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(path, None, f"malformed YAML{where}: {problem}") from None
     if not isinstance(data, dict):
         raise ConfigError(path, None, "expected a mapping of keys to values at the top level")
-    if mode & stat.S_IROTH:
-        logger.warning("config file %s holds secrets but any user can read it: chmod o-r %s", path, path)
     return data

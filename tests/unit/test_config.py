@@ -208,15 +208,23 @@ def test_published_example_secret_key_only_in_debug(
             load_config(environ)
 
 
-@pytest.mark.parametrize(("mode", "warned"), [(0o600, False), (0o640, False), (0o644, True)], ids=oct)
-def test_config_readable_by_other_users_is_warned(
-    write_config: WriteConfig, caplog: pytest.LogCaptureFixture, mode: int, warned: bool
+@pytest.mark.parametrize(
+    ("changes", "mode", "warned"),
+    [
+        ({}, 0o600, False),
+        ({}, 0o640, False),
+        ({}, 0o644, True),
+        ({"secret_key": None}, 0o644, False),
+        ({"secret_key": None, "celery": {"broker_url": "amqp://u:pw@h//", "result_backend": "rpc://"}}, 0o644, True),
+    ],
+    ids=["owner-only", "group", "everyone", "everyone-no-secrets", "everyone-url-password"],
+)
+def test_config_with_secrets_readable_by_all_is_warned(
+    write_config: WriteConfig, caplog: pytest.LogCaptureFixture, changes: dict[str, Any], mode: int, warned: bool
 ) -> None:
-    """A config file (it holds secrets) that any user can read gets a warning naming it."""
-    path = write_config()
+    """A file holding a secret key or a password, readable by any user, gets a warning naming it."""
+    path = write_config(config_with(**changes))
     path.chmod(mode)
-    load_config({"FLASK_CONFIG": str(path)})
-    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert warnings == (
-        [f"config file {path} holds secrets but any user can read it: chmod o-r {path}"] if warned else []
-    )
+    load_config({"FLASK_CONFIG": str(path), "FLASK_SECRET_KEY": "from-the-environment"})
+    expected = f"config file {path} holds secrets but any user can read it: chmod o-r {path}"
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == ([expected] if warned else [])
