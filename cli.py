@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from app import create_app_or_exit
 
@@ -28,7 +29,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def start_worker() -> subprocess.Popen[bytes]:
     """The same worker as `celery -A celery_worker.celery worker`, with its config file."""
     command = [sys.executable, "-m", "celery", "-A", "celery_worker.celery", "worker", "--loglevel=info"]
-    return subprocess.Popen(command, env=os.environ.copy())
+    # From this file's folder, where `celery_worker` can be imported, wherever cli.py ran from.
+    return subprocess.Popen(command, cwd=Path(__file__).resolve().parent)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery, Task
-from flask import Flask, appcontext_pushed
+from flask import Flask, appcontext_popped, appcontext_pushed, current_app, has_app_context
 
 # Defaults a production user of RabbitMQ + Redis expects; the config file overrides any.
 CELERY_DEFAULTS: dict[str, Any] = {
@@ -50,15 +50,22 @@ def celery_init_app(app: Flask) -> Celery:
     celery_app.config_from_object({**CELERY_DEFAULTS, **app.config["CELERY"]})
     app.extensions["celery"] = celery_app
     appcontext_pushed.connect(_make_celery_current, sender=app)
+    appcontext_popped.connect(_restore_outer_celery, sender=app)
     return celery_app
 
 
 def _make_celery_current(app: Flask, **_: Any) -> None:
     """In an app context (views, tasks, `flask shell`), `shared_task`s use this app's Celery.
 
-    Thread-local on purpose, unlike Flask's example's ``set_default()``: a process-wide
-    default would let a second app, created later, take over the tasks of a worker that
-    runs in this process for the first one (Celery's worker looks tasks up by name in
-    the current app).
+    Thread-local (``set_current``), never process-wide like Flask's example's
+    ``set_default()``: a default would let a second app, created later, take over the
+    tasks of a worker running in this process for the first (Celery's worker looks tasks
+    up by name in the default app).
     """
     app.extensions["celery"].set_current()
+
+
+def _restore_outer_celery(app: Flask, **_: Any) -> None:
+    """When a nested app context ends, the outer one's Celery app is current again."""
+    if has_app_context():
+        current_app.extensions["celery"].set_current()

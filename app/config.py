@@ -7,6 +7,7 @@ lower-case keys, so each key is validated here and mapped to its upper-case Flas
 from __future__ import annotations
 
 import logging
+import math
 import os
 import stat
 from collections.abc import Mapping
@@ -18,7 +19,7 @@ from celery.app.defaults import DEFAULTS
 
 from app.config_file import ConfigError, read_config_file
 
-__all__ = ["ConfigError", "config_path", "load_config"]
+__all__ = ["ConfigError", "load_config"]
 
 logger = logging.getLogger(__name__)
 
@@ -71,10 +72,10 @@ def load_config(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     if not 1 <= port <= 65535:
         raise ConfigError(path, "port", f"expected a TCP port from 1 to 65535, got {port}")
     seconds = _get(path, data, "sample_task_seconds", (int, float), "a number", default=5)
-    if seconds < 0:
-        raise ConfigError(path, "sample_task_seconds", f"expected 0 or more, got {seconds}")
+    if not 0 <= seconds < math.inf:  # also refuses .nan, which compares false
+        raise ConfigError(path, "sample_task_seconds", f"expected a finite number, 0 or more, got {seconds}")
     secret_key = _get(path, data, "secret_key", str, "a non-empty string")
-    if secret_key in PUBLIC_SECRET_KEYS and environ.get("FLASK_DEBUG") not in ("1", "true"):
+    if secret_key in PUBLIC_SECRET_KEYS and not _debug(environ):
         raise ConfigError(path, "secret_key", "is the published example value: set your own (or FLASK_SECRET_KEY)")
     _warn_if_readable_by_all(path, in_file)
     return {
@@ -97,6 +98,12 @@ def apply_env_overrides(data: Mapping[str, Any], environ: Mapping[str, str]) -> 
         elif isinstance(current := merged.get(section) or {}, dict):
             merged[section] = {**current, key: value}
     return merged
+
+
+def _debug(environ: Mapping[str, str]) -> bool:
+    """FLASK_DEBUG read as Flask reads it (``flask.helpers.get_debug_flag``)."""
+    value = environ.get("FLASK_DEBUG", "")
+    return bool(value) and value.lower() not in ("0", "false", "no")
 
 
 def _warn_if_readable_by_all(path: Path, in_file: Mapping[str, Any]) -> None:

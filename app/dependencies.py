@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from celery import Celery
 from werkzeug.exceptions import ServiceUnavailable
@@ -18,16 +18,21 @@ READINESS_TIMEOUT_SECONDS = 1.0
 
 
 def backend_errors(celery_app: Celery) -> tuple[type[BaseException], ...]:
-    """What the result backend raises when it cannot be reached (Redis: its own errors)."""
-    return (*getattr(celery_app.backend, "connection_errors", ()), OSError)
+    """What the result backend raises when it cannot serve (Redis: down, OOM, read-only)."""
+    backend = celery_app.backend
+    errors = (*getattr(backend, "connection_errors", ()), *getattr(backend, "channel_errors", ()), OSError)
+    # kombu counts KeyError among Redis connection errors (for its own consumer); here it
+    # would turn a bug in a view into "backend unreachable".
+    return tuple(error for error in errors if error is not KeyError)
 
 
 def mask_secrets(text: str, celery_app: Celery) -> str:
     """``text`` with the passwords of the broker and backend URLs replaced by ``**``."""
-    for url in (celery_app.conf.broker_url, celery_app.conf.result_backend):
-        password = urlsplit(str(url)).password if url else None
-        if password:
-            text = text.replace(password, "**")
+    for setting in (celery_app.conf.broker_url, celery_app.conf.result_backend):
+        for url in str(setting or "").split(";"):  # a failover list: "amqp://a//;amqp://b//"
+            if password := urlsplit(url.strip()).password:
+                # Libraries print the password decoded, URLs hold it percent-encoded.
+                text = text.replace(password, "**").replace(unquote(password), "**")
     return text
 
 

@@ -11,7 +11,7 @@ from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from flask import Blueprint, abort, current_app, request, url_for
 from kombu.exceptions import OperationalError
 
-from app.dependencies import backend_errors, dependency
+from app.dependencies import backend_errors, dependency, mask_secrets
 from app.tasks import sample_task, submit
 
 bp = Blueprint("tasks", __name__, url_prefix="/task")
@@ -51,7 +51,7 @@ def _reject_parameters() -> None:
         abort(415, description="Send parameters as application/json.")
     try:
         body = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested past Python's limit
         abort(400, description="The body is not valid JSON.")
     if not isinstance(body, dict):
         abort(400, description="The body must be a JSON object.")
@@ -73,14 +73,16 @@ def task_status(task_id: Any) -> dict[str, Any]:
     if state == states.SUCCESS:
         body["result"] = value.isoformat() if isinstance(value, datetime) else value
     elif state == states.FAILURE:
-        body["error"] = {"type": type(value).__name__, "message": _describe_failure(value)}
+        message = mask_secrets(_describe_failure(value), celery_app)  # a URL in an error message
+        body["error"] = {"type": type(value).__name__, "message": message}
     return body
 
 
 def _describe_failure(error: object) -> str:
     # Celery's time-limit errors print as "TimeLimitExceeded(330,)": say what happened.
     if isinstance(error, TimeLimitExceeded):
-        return f"The task was killed at its hard time limit ({error.args[0]} s)."
+        limit = f" ({error.args[0]} s)" if error.args else ""
+        return f"The task was killed at its hard time limit{limit}."
     if isinstance(error, SoftTimeLimitExceeded):
         return "The task was interrupted at its soft time limit."
     return str(error)

@@ -61,6 +61,7 @@ def write_config(tmp_path_factory: pytest.TempPathFactory, service_urls: service
         data.update(changes)
         path = tmp_path_factory.mktemp("config") / f"{name}.yaml"
         path.write_text(yaml.safe_dump(data))
+        path.chmod(0o600)  # it holds a secret key
         return path
 
     return write

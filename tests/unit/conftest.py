@@ -32,6 +32,7 @@ def write_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> WriteConfig
     def write(data: Any = IN_MEMORY_CONFIG, name: str = "api-config.yaml") -> Path:
         path = tmp_path / name
         path.write_text(json.dumps(data) if name.endswith(".json") else yaml.safe_dump(data))
+        path.chmod(0o600)  # it holds a secret key
         monkeypatch.setenv("FLASK_CONFIG", str(path))
         return path
 

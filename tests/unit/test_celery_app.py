@@ -55,3 +55,13 @@ def test_shared_tasks_use_the_celery_app_of_the_active_context(write_config: Wri
     for app in (first, second, first):
         with app.app_context():
             assert sample_task.app is app.extensions["celery"]
+
+
+def test_outer_context_gets_its_celery_back_after_a_nested_one(write_config: WriteConfig) -> None:
+    """A nested context of another app ends: the outer app's Celery app is current again."""
+    write_config()
+    outer, inner = create_app(), create_app()
+    with outer.app_context():
+        with inner.app_context():
+            assert sample_task.app is inner.extensions["celery"]
+        assert sample_task.app is outer.extensions["celery"]

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
+import yaml
 from flask import Flask
 
 import cli
@@ -50,11 +55,11 @@ def test_worker_option_starts_and_stops_a_celery_worker(
 ) -> None:
     """--worker runs `celery -A celery_worker.celery worker` beside the server, stopped after it."""
     write_config()
-    started: list[list[str]] = []
+    started: list[tuple[list[str], Path]] = []
 
     class FakeWorker:
-        def __init__(self, command: list[str], env: dict[str, str]) -> None:
-            started.append(command)
+        def __init__(self, command: list[str], cwd: Path) -> None:
+            started.append((command, cwd))
             self.stopped = False
 
         def terminate(self) -> None:
@@ -66,7 +71,9 @@ def test_worker_option_starts_and_stops_a_celery_worker(
 
     monkeypatch.setattr(cli.subprocess, "Popen", FakeWorker)
     cli.main(["--worker"])
-    assert started == [[sys.executable, "-m", "celery", "-A", "celery_worker.celery", "worker", "--loglevel=info"]]
+    # From the repository root, where `celery_worker` imports, wherever cli.py was started.
+    command = [sys.executable, "-m", "celery", "-A", "celery_worker.celery", "worker", "--loglevel=info"]
+    assert started == [(command, ROOT)]
     assert len(runs) == 1
 
 
@@ -87,3 +94,42 @@ def test_bad_config_exits_2_with_one_line(tmp_path: Path, command: list[str]) ->
     assert done.stderr == (
         f"error: config error in {path}, key 'celery.broker_url': missing required key (or set CELERY_BROKER_URL)\n"
     )
+
+
+def test_sigterm_stops_the_server_and_its_worker(tmp_path: Path) -> None:
+    """`docker stop` or systemd sends SIGTERM: the --worker child must not outlive the server."""
+    folders = {name: tmp_path / name for name in ("queue", "control", "results")}
+    for folder in folders.values():
+        folder.mkdir()
+    options = {"data_folder_in": str(folders["queue"]), "data_folder_out": str(folders["queue"])}
+    celery = {
+        "broker_url": "filesystem://",
+        "broker_transport_options": {**options, "control_folder": str(folders["control"])},
+        "result_backend": f"file://{folders['results']}",
+    }
+    path = tmp_path / "api-config.yaml"
+    path.write_text(yaml.safe_dump({"secret_key": "s", "port": free_port(), "celery": celery}))
+    path.chmod(0o600)
+    server = subprocess.Popen([sys.executable, "cli.py", "--worker", "--config", str(path)], cwd=ROOT)
+    try:
+        worker = wait_for_child(psutil.Process(server.pid))
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=60) == 0
+        assert not worker.is_running() or worker.status() == psutil.STATUS_ZOMBIE
+    finally:
+        server.kill()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def wait_for_child(process: psutil.Process, timeout: float = 30) -> psutil.Process:
+    deadline = time.monotonic() + timeout
+    while not (children := process.children()):
+        assert time.monotonic() < deadline, "cli.py --worker started no worker"
+        time.sleep(0.1)
+    return children[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 from typing import Any
 
@@ -149,8 +150,14 @@ BAD_FILES = [
         "a.yaml",
         config_with(sample_task_seconds=-1),
         "sample_task_seconds",
-        "expected 0 or more, got -1",
+        "expected a finite number, 0 or more, got -1",
         id="seconds-negative",
+    ),
+    pytest.param(
+        "a.yaml", config_with(sample_task_seconds=math.inf), "sample_task_seconds", "got inf", id="seconds-inf"
+    ),
+    pytest.param(
+        "a.yaml", config_with(sample_task_seconds=math.nan), "sample_task_seconds", "got nan", id="seconds-nan"
     ),
 ]
 
@@ -193,8 +200,16 @@ def test_secret_values_never_appear_in_errors(write_config: WriteConfig) -> None
 
 @pytest.mark.parametrize(
     ("environ", "accepted"),
-    [({}, False), ({"FLASK_DEBUG": "0"}, False), ({"FLASK_DEBUG": "1"}, True), ({"FLASK_DEBUG": "true"}, True)],
-    ids=["default", "debug-off", "debug-1", "debug-true"],
+    [
+        ({}, False),
+        ({"FLASK_DEBUG": "0"}, False),
+        ({"FLASK_DEBUG": "False"}, False),
+        ({"FLASK_DEBUG": "no"}, False),
+        ({"FLASK_DEBUG": "1"}, True),
+        ({"FLASK_DEBUG": "true"}, True),
+        ({"FLASK_DEBUG": "yes"}, True),
+    ],
+    ids=["unset", "0", "False", "no", "1", "true", "yes"],
 )
 def test_published_example_secret_key_only_in_debug(
     write_config: WriteConfig, environ: dict[str, str], accepted: bool

@@ -15,8 +15,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from kombu.exceptions import OperationalError
+from redis.exceptions import ResponseError
 
 from app import create_app, tasks
+from app.dependencies import mask_secrets
 from tests.unit.conftest import IN_MEMORY_CONFIG, WriteConfig
 
 # Nothing listens on port 1: connections are refused at once, without any server.
@@ -51,10 +53,11 @@ def test_post_with_broker_down_is_503_and_leaves_no_record(
 
 def test_post_with_backend_down_is_503_and_publishes_nothing(write_config: WriteConfig) -> None:
     """The backend refuses: 503 JSON before anything reaches the queue."""
-    app = app_with(write_config, result_backend=REFUSING_BACKEND)
+    # A queue of its own: the in-memory broker's queues are shared by the whole process.
+    app = app_with(write_config, result_backend=REFUSING_BACKEND, task_default_queue="backend-down")
     assert_unavailable(app.test_client().post("/task/"), "result backend")
     with app.extensions["celery"].connection_for_read() as connection:
-        assert connection.default_channel.queue_declare("celery").message_count == 0
+        assert connection.default_channel.queue_declare("backend-down").message_count == 0
 
 
 def test_get_with_backend_down_is_503(write_config: WriteConfig) -> None:
@@ -103,3 +106,36 @@ def test_passwords_an_error_repeats_are_masked(
     assert checks == {"broker": f"unreachable: {masked}", "result_backend": f"unreachable: {masked}"}
     assert f"broker unreachable: {masked}" in caplog.text
     assert not [secret for secret in SECRETS if secret in caplog.text]
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [(ResponseError("READONLY You can't write against a read only replica."), 503), (KeyError("bug"), 500)],
+    ids=["redis-read-only", "key-error-is-a-bug"],
+)
+def test_backend_errors_are_503_but_bugs_are_not(
+    write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch, error: Exception, status: int
+) -> None:
+    """A Redis that answers with an error is unavailable too; a KeyError stays a bug (500)."""
+    app = app_with(write_config, result_backend=REFUSING_BACKEND)
+
+    def fail(*args: object) -> None:
+        raise error
+
+    monkeypatch.setattr(app.extensions["celery"].backend, "task_result_exists", fail)
+    assert app.test_client().get(f"/task/{uuid.uuid4()}").status_code == status
+
+
+@pytest.mark.parametrize(
+    ("broker_url", "text", "masked"),
+    [
+        ("amqp://u:p%40ss@h//", "auth failed for p@ss", "auth failed for **"),
+        ("amqp://u:one@a//;amqp://u:two@b//", "tried one, then two", "tried **, then **"),
+    ],
+    ids=["percent-encoded", "failover-list"],
+)
+def test_masking_covers_encoded_passwords_and_failover_lists(
+    write_config: WriteConfig, broker_url: str, text: str, masked: str
+) -> None:
+    """Passwords are masked as libraries print them, for every URL of a failover list."""
+    assert mask_secrets(text, app_with(write_config, broker_url=broker_url).extensions["celery"]) == masked

@@ -6,11 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from celery import Celery
 from flask import Flask
 
-from app import create_app, create_app_or_exit
+from app import create_app
 from tests.tasks import context_probe
 from tests.unit.conftest import EAGER, IN_MEMORY_CONFIG, WriteConfig
 
@@ -72,14 +71,3 @@ def test_extension_and_blueprints_are_registered(app: Flask) -> None:
     """The Celery app lives in app.extensions; the task and health endpoints exist."""
     assert isinstance(app.extensions["celery"], Celery)
     assert {"tasks", "health"} <= set(app.blueprints)
-
-
-def test_entrypoint_exits_2_with_one_line_on_bad_config(
-    write_config: WriteConfig, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """A bad config ends an entrypoint with status 2 and one line naming file and key."""
-    path = write_config({**IN_MEMORY_CONFIG, "port": "http"})
-    with pytest.raises(SystemExit) as caught:
-        create_app_or_exit()
-    assert caught.value.code == 2
-    assert capsys.readouterr().err == f"error: config error in {path}, key 'port': expected an integer, got a string\n"

@@ -7,13 +7,14 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app import create_app
+from app import create_app, routes
 from app.tasks import submit
 from tests.tasks import failing_task
-from tests.unit.conftest import EAGER, WriteConfig
+from tests.unit.conftest import EAGER, IN_MEMORY_CONFIG, WriteConfig
 
 
 def test_post_answers_202_with_id_state_and_location(client: FlaskClient) -> None:
@@ -97,10 +98,11 @@ def test_healthz_answers_ok(client: FlaskClient) -> None:
         ({"json": {"seconds": 1}}, 400, "Unknown parameters: seconds; the sample task takes none."),
         ({"json": [1]}, 400, "The body must be a JSON object."),
         ({"data": "{bad", "content_type": "application/json"}, 400, "The body is not valid JSON."),
+        ({"data": "[" * 5000, "content_type": "application/json"}, 400, "The body is not valid JSON."),
         ({"data": "seconds=1", "content_type": "application/x-www-form-urlencoded"}, 415, "application/json"),
         ({"data": "{}" + " " * 20_000, "content_type": "application/json"}, 413, "exceeds the capacity limit"),
     ],
-    ids=["unknown-parameter", "not-an-object", "malformed-json", "form-encoded", "oversized"],
+    ids=["unknown-parameter", "not-an-object", "malformed-json", "nested-too-deep", "form-encoded", "oversized"],
 )
 def test_bad_post_body_is_4xx_json_and_queues_nothing(
     app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch, body: dict[str, object], status: int, message: str
@@ -108,7 +110,7 @@ def test_bad_post_body_is_4xx_json_and_queues_nothing(
     """A body the task cannot take answers the right 4xx as JSON, before anything is queued."""
     queued: list[object] = []
     monkeypatch.setattr("app.routes.submit", queued.append)
-    response = client.post("/task/", **body)  # type: ignore[arg-type]
+    response = client.post("/task/", **body)
     assert (response.status_code, response.is_json, queued) == (status, True, [])
     assert message in response.json["error"]["message"]
 
@@ -116,7 +118,7 @@ def test_bad_post_body_is_4xx_json_and_queues_nothing(
 @pytest.mark.parametrize("body", [{}, {"json": {}}], ids=["no-body", "empty-object"])
 def test_post_accepts_no_body_or_an_empty_object(client: FlaskClient, body: dict[str, object]) -> None:
     """The two bodies the sample task can take are accepted."""
-    assert client.post("/task/", **body).status_code == 202  # type: ignore[arg-type]
+    assert client.post("/task/", **body).status_code == 202
 
 
 def test_openapi_description_covers_every_route(app: Flask, client: FlaskClient) -> None:
@@ -131,3 +133,28 @@ def test_openapi_description_covers_every_route(app: Flask, client: FlaskClient)
     }
     assert spec["openapi"].startswith("3.")
     assert described == served
+
+
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (TimeLimitExceeded(2), "The task was killed at its hard time limit (2 s)."),
+        (TimeLimitExceeded(), "The task was killed at its hard time limit."),
+        (SoftTimeLimitExceeded(), "The task was interrupted at its soft time limit."),
+        (ValueError("disk full"), "disk full"),
+    ],
+    ids=["hard-limit", "hard-limit-no-value", "soft-limit", "other"],
+)
+def test_failure_messages_say_what_happened(error: BaseException, message: str) -> None:
+    """Celery's time-limit errors read as sentences; other errors as their message."""
+    assert routes._describe_failure(error) == message
+
+
+def test_failure_message_masks_passwords(write_config: WriteConfig) -> None:
+    """A task error that repeats a configured URL shows its password as **."""
+    write_config({**IN_MEMORY_CONFIG, "celery": {**IN_MEMORY_CONFIG["celery"], "broker_url": "memory://u:pw-123@x/"}})
+    app = create_app({"CELERY": {**EAGER, "task_eager_propagates": False}})
+    with app.app_context():
+        task_id = submit(app.extensions["celery"].tasks[failing_task.name], "cannot reach memory://u:pw-123@x/")
+    error = app.test_client().get(f"/task/{task_id}").json["error"]
+    assert error == {"type": "ValueError", "message": "cannot reach memory://u:**@x/"}
