@@ -41,3 +41,10 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks of the running stack (README, "Benchmarks"); needs wrk (apt-get install wrk)."""
+    install(session)
+    session.run("python", "-m", "bench", *session.posargs)

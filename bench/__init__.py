@@ -1,0 +1,1 @@
+"""Benchmarks of the running stack: `nox -s bench` (see README, "Benchmarks")."""

@@ -1,0 +1,106 @@
+"""Run every benchmark and print one Markdown table: `python -m bench [--repeat N] [--no-tiers]`.
+
+Services as in the integration tier: TEST_BROKER_URL / TEST_RESULT_BACKEND, else
+testcontainers. Compared variants run interleaved (A B A B ...); each figure is the
+median, with min-max, over the repetitions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from functools import partial
+from pathlib import Path
+
+from celery import Celery
+
+from bench import load, publish, report, tiers, workers
+from bench.report import Row, interleave
+from tests.integration import services
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5, help="repetitions of each variant (default: 5)")
+    parser.add_argument("--no-tiers", action="store_true", help="skip timing the test tiers")
+    args = parser.parse_args()
+    with bench_services() as urls, tempfile.TemporaryDirectory() as folder:
+        env = {**os.environ, "FLASK_CONFIG": str(report.write_config(Path(folder), urls))}
+        client = report.client(urls)
+        rows = dispatch_rows(urls, env, client, args.repeat) + worker_rows(env, client, args.repeat)
+    if not args.no_tiers:
+        rows += [Row(f"{tier}: wall time", "", [seconds], "s") for tier, seconds in tiers.wall_times().items()]
+    print(f"{platform.node()}: {os.cpu_count()} cores, Python {platform.python_version()}, {urls.source}\n")
+    print(report.table(rows))
+
+
+@contextmanager
+def bench_services() -> Iterator[services.Services]:
+    if (found := services.from_environment()) is not None:
+        yield found
+        return
+    with services.containers() as started:
+        yield started.services
+
+
+def dispatch_rows(urls: services.Services, env: dict[str, str], client: Celery, repeat: int) -> list[Row]:
+    """The publish ceiling, POST /task/ against a bare delay() view, and end to end."""
+
+    def post(url: str, clients: int) -> dict[str, float]:
+        result = load.wrk_post(url, clients)
+        client.control.purge()  # no worker runs: keep the broker's backlog from growing
+        return result
+
+    raw = interleave(
+        repeat,
+        {
+            "confirms off": partial(publish.raw_publish_rate, urls.broker_url, False),
+            "confirms on": partial(publish.raw_publish_rate, urls.broker_url, True),
+        },
+    )
+    rows = [
+        Row("raw kombu publish, 1 process", variant, rates, "msg/s", ceiling=True) for variant, rates in raw.items()
+    ]
+    with ExitStack() as stack:
+        ours = stack.enter_context(load.served("app:create_app()", env, 8191))
+        bare = stack.enter_context(load.served("bench.bare_web:create_app()", env, 8192))
+        for clients in (1, 16):
+            runs = interleave(
+                repeat,
+                {
+                    "POST /task/ (confirms, id record)": partial(post, ours, clients),
+                    "bare delay() view": partial(post, bare, clients),
+                },
+            )
+            for variant, results in runs.items():
+                rows.append(
+                    Row(f"POST, {clients} concurrent", variant, [r["rate"] for r in results], "req/s", dispatch=True)
+                )
+                rows.append(Row(f"POST latency p50, {clients} concurrent", variant, [r["p50"] for r in results], "ms"))
+                rows.append(Row(f"POST latency p99, {clients} concurrent", variant, [r["p99"] for r in results], "ms"))
+        with workers.worker("app context", "prefork", env, "bench"):
+            rates = [load.end_to_end(ours) for _ in range(repeat)]
+        rows.append(
+            Row("end to end: 1000 tasks POSTed and polled", "prefork worker x2", rates, "tasks/s", dispatch=True)
+        )
+    return rows
+
+
+def worker_rows(env: dict[str, str], client: Celery, repeat: int) -> list[Row]:
+    """No-op task throughput through the app-context Task and through bare Celery."""
+    rows = []
+    for pool in ("solo", "prefork"):
+        runs = interleave(
+            repeat,
+            {variant: partial(workers.drain_rate, variant, pool, env, client) for variant in workers.APPS},
+        )
+        rows += [Row(f"worker, no-op task, {pool}", variant, rates, "tasks/s") for variant, rates in runs.items()]
+    return rows
+
+
+if __name__ == "__main__":
+    main()

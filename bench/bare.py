@@ -1,0 +1,18 @@
+"""The same no-op task on a bare Celery app (no Flask, no app context), for comparison.
+
+celery -A bench.bare worker    # reads FLASK_CONFIG like the real worker
+"""
+
+from celery import Celery
+
+from app.celery_app import CELERY_DEFAULTS
+from app.config import load_config
+from bench.tasks import NOOP
+
+celery = Celery("bare")
+celery.config_from_object({**CELERY_DEFAULTS, **load_config()["CELERY"]})
+
+
+@celery.task(name=NOOP, ignore_result=True)  # type: ignore[untyped-decorator]
+def noop() -> None:
+    """Nothing, as bench.tasks.noop."""

@@ -1,0 +1,104 @@
+"""HTTP load: wrk against gunicorn, and 1000 tasks end to end through the API."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# A new connection per request, as browsers behind a proxy mostly are: with keep-alive,
+# gunicorn's sync workers stall clients waiting on a busy worker's connection.
+WRK_SCRIPT = 'wrk.method = "POST"\nwrk.headers["Connection"] = "close"\n'
+
+
+@contextmanager
+def served(app: str, env: dict[str, str], port: int, workers: int = 2) -> Iterator[str]:
+    """gunicorn serving `app` (sync workers) on 127.0.0.1:`port`; yields the base URL."""
+    command = [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}", app]
+    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for_port(port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def wrk_post(base_url: str, clients: int, seconds: int = 5) -> dict[str, float]:
+    """POST /task/ with wrk for `seconds`: requests/s and latency p50/p99 in ms."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+        script.write(WRK_SCRIPT)
+        script.flush()
+        threads = min(clients, 2)
+        command = [
+            "wrk",
+            f"-t{threads}",
+            f"-c{clients}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            script.name,
+            f"{base_url}/task/",
+        ]
+        output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    if "Non-2xx" in output or "Socket errors" in output:
+        raise RuntimeError(f"wrk saw failed requests:\n{output}")
+    return {
+        "rate": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),  # type: ignore[union-attr]
+        "p50": _milliseconds(re.search(r"50%\s+([\d.]+\w+)", output).group(1)),  # type: ignore[union-attr]
+        "p99": _milliseconds(re.search(r"99%\s+([\d.]+\w+)", output).group(1)),  # type: ignore[union-attr]
+    }
+
+
+def end_to_end(base_url: str, tasks: int = 1000, clients: int = 16) -> float:
+    """Tasks per second: `tasks` POSTed by `clients` threads, polled until all SUCCESS."""
+    host = base_url.removeprefix("http://")
+    started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        locations = list(pool.map(lambda _: _request(host, "POST", "/task/")[1], range(tasks)))
+        pending = set(locations)
+        while pending:
+            states = dict(zip(pending, pool.map(lambda path: _request(host, "GET", path)[0], pending), strict=True))
+            failed = [path for path, state in states.items() if state not in ("PENDING", "STARTED", "SUCCESS")]
+            if failed:
+                raise RuntimeError(f"tasks failed: {failed[:3]}")
+            pending = {path for path, state in states.items() if state != "SUCCESS"}
+    return tasks / (time.perf_counter() - started)
+
+
+def _request(host: str, method: str, path: str) -> tuple[str, str]:
+    connection = http.client.HTTPConnection(host, timeout=30)
+    try:
+        connection.request(method, path)
+        response = connection.getresponse()
+        body = json.loads(response.read())
+        return body["state"], response.getheader("Location") or path
+    finally:
+        connection.close()
+
+
+def _milliseconds(value: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", value).groups()  # type: ignore[union-attr]
+    return float(number) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+
+
+def _wait_for_port(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)

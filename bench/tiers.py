@@ -1,0 +1,36 @@
+"""Wall time of the test tiers, each run once as users run it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from tests.integration.services import docker_unavailable_reason
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def wall_times() -> dict[str, float]:
+    """Seconds per tier: unit; integration on containers (if Docker runs) and on TEST_* URLs (if set)."""
+    without_urls = {k: v for k, v in os.environ.items() if k not in ("TEST_BROKER_URL", "TEST_RESULT_BACKEND")}
+    runs: dict[str, tuple[list[str], Mapping[str, str]]] = {"unit tier": (["-m", "not integration"], os.environ)}
+    if docker_unavailable_reason() is None:
+        runs["integration tier, testcontainers"] = (["-m", "integration"], without_urls)
+    if os.environ.get("TEST_BROKER_URL") and os.environ.get("TEST_RESULT_BACKEND"):
+        runs["integration tier, TEST_* URLs"] = (["-m", "integration"], os.environ)
+    times = {}
+    for name, (options, env) in runs.items():
+        started = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *options],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        times[name] = time.perf_counter() - started
+    return times

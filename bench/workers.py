@@ -1,0 +1,50 @@
+"""Worker throughput of a no-op task: the factory's app-context Task against bare Celery."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from celery import Celery
+
+from bench.tasks import NOOP
+
+ROOT = Path(__file__).resolve().parents[1]
+# Same broker, config, pool and concurrency; only the app differs.
+APPS = {"app context": ["celery_worker.celery", "--include=bench.tasks"], "bare Celery": ["bench.bare"]}
+
+
+@contextmanager
+def worker(variant: str, pool: str, env: dict[str, str], queue: str) -> Iterator[None]:
+    """A worker process of `variant` consuming `queue`, until the block ends."""
+    app, *options = APPS[variant]
+    concurrency = "1" if pool == "solo" else "2"
+    command = [sys.executable, "-m", "celery", "-A", app, "worker", f"--pool={pool}", f"--concurrency={concurrency}"]
+    command += ["--without-mingle", "--without-gossip", "--loglevel=warning", f"--queues={queue}", *options]
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def drain_rate(variant: str, pool: str, env: dict[str, str], client: Celery, tasks: int = 2000) -> float:
+    """Tasks per second: `tasks` no-ops, then one whose result is awaited, through a fresh worker.
+
+    The worker takes them in order (prefetch 1), so the last one's result marks the end;
+    the client publishes without confirms, far faster than any worker drains.
+    """
+    queue = f"bench-worker-{pool}"
+    with worker(variant, pool, env, queue):
+        client.send_task(NOOP, queue=queue, ignore_result=False).get(timeout=60)  # the worker is up
+        started = time.perf_counter()
+        with client.producer_or_acquire() as producer:
+            for _ in range(tasks):
+                client.send_task(NOOP, queue=queue, producer=producer)
+        client.send_task(NOOP, queue=queue, ignore_result=False).get(timeout=300)
+        return (tasks + 1) / (time.perf_counter() - started)
