@@ -82,7 +82,7 @@ def dispatch_rows(urls: services.Services, env: dict[str, str], client: Celery, 
                 )
                 rows.append(Row(f"POST latency p50, {clients} concurrent", variant, [r["p50"] for r in results], "ms"))
                 rows.append(Row(f"POST latency p99, {clients} concurrent", variant, [r["p99"] for r in results], "ms"))
-        with workers.worker("app context", "prefork", env, "bench"):
+        with workers.worker("app context", "prefork", env, "bench", client):
             rates = [load.end_to_end(ours) for _ in range(repeat)]
         rows.append(
             Row("end to end: 1000 tasks POSTed and polled", "prefork worker x2", rates, "tasks/s", dispatch=True)
@@ -91,9 +91,13 @@ def dispatch_rows(urls: services.Services, env: dict[str, str], client: Celery, 
 
 
 def worker_rows(env: dict[str, str], client: Celery, repeat: int) -> list[Row]:
-    """No-op task throughput through the app-context Task and through bare Celery."""
+    """No-op task throughput through the app-context Task and through bare Celery.
+
+    Prefork only: solo-pool workers stalled mid-drain here, intermittently, for both
+    variants (late acks, prefetch 1, RabbitMQ); see README, "Benchmarks".
+    """
     rows = []
-    for pool in ("solo", "prefork"):
+    for pool in ("prefork",):
         runs = interleave(
             repeat,
             {variant: partial(workers.drain_rate, variant, pool, env, client) for variant in workers.APPS},

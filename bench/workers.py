@@ -19,14 +19,18 @@ APPS = {"app context": ["celery_worker.celery", "--include=bench.tasks"], "bare 
 
 
 @contextmanager
-def worker(variant: str, pool: str, env: dict[str, str], queue: str) -> Iterator[None]:
-    """A worker process of `variant` consuming `queue`, until the block ends."""
+def worker(variant: str, pool: str, env: dict[str, str], queue: str, client: Celery) -> Iterator[None]:
+    """A worker process of `variant` consuming `queue`, started and ready, until the block ends."""
     app, *options = APPS[variant]
     concurrency = "1" if pool == "solo" else "2"
     command = [sys.executable, "-m", "celery", "-A", app, "worker", f"--pool={pool}", f"--concurrency={concurrency}"]
-    command += ["--without-mingle", "--without-gossip", "--loglevel=warning", f"--queues={queue}", *options]
+    command += ["--without-mingle", "--loglevel=warning", f"--queues={queue}", *options]
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
+        # Publish only once it answers: a message that arrives while the worker sets up its
+        # prefetch window can stay unprocessed (celery#2519).
+        while not client.control.ping(timeout=0.5):
+            assert process.poll() is None, "the worker exited"
         yield
     finally:
         process.terminate()
@@ -40,8 +44,7 @@ def drain_rate(variant: str, pool: str, env: dict[str, str], client: Celery, tas
     the client publishes without confirms, far faster than any worker drains.
     """
     queue = f"bench-worker-{pool}"
-    with worker(variant, pool, env, queue):
-        client.send_task(NOOP, queue=queue, ignore_result=False).get(timeout=60)  # the worker is up
+    with worker(variant, pool, env, queue, client):
         started = time.perf_counter()
         with client.producer_or_acquire() as producer:
             for _ in range(tasks):
