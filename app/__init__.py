@@ -16,6 +16,7 @@ from flask import Flask
 from app import errors, health, openapi, routes
 from app.celery_app import celery_init_app
 from app.config import ConfigError, load_config
+from app.logs import configure_logging
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -24,6 +25,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     ``test_config`` holds Flask setting names and wins over the file; its ``CELERY``
     mapping is merged into the file's Celery settings rather than replacing them.
     """
+    configure_logging()
     app = Flask(__name__)
     # The API takes no large bodies; Flask answers 413 beyond this instead of reading on.
     app.config["MAX_CONTENT_LENGTH"] = 16 * 1024

@@ -23,6 +23,8 @@ CELERY_DEFAULTS: dict[str, Any] = {
     "task_time_limit": 330,
     "result_expires": 86400,
     "broker_connection_retry_on_startup": True,
+    # The worker keeps the factory's logging (app/logs.py), whose lines carry task ids.
+    "worker_hijack_root_logger": False,
     # Publisher confirms: POST answers 202 only once RabbitMQ holds the (persistent,
     # durable-queued) message. Options for other transports replace this one.
     "broker_transport_options": {"confirm_publish": True},

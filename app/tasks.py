@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from datetime import UTC, datetime
@@ -13,12 +14,16 @@ from kombu.exceptions import OperationalError
 
 PUBLISH_TIMEOUT = 0.5
 
+logger = logging.getLogger(__name__)
+
 
 @shared_task(ignore_result=False)  # type: ignore[untyped-decorator]
 def sample_task() -> datetime:
     """Sleep for the configured time, then return when it finished (UTC)."""
     # Reading current_app works only because the task runs in the app context.
-    time.sleep(current_app.config["SAMPLE_TASK_SECONDS"])
+    seconds = current_app.config["SAMPLE_TASK_SECONDS"]
+    logger.info("sleeping for %s s", seconds)
+    time.sleep(seconds)
     return datetime.now(UTC)
 
 

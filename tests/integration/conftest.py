@@ -71,8 +71,7 @@ def create_app_from(path: Path, **test_config: Any) -> Flask:
     """create_app() as the entrypoints call it, with FLASK_CONFIG pointing at `path`."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("FLASK_CONFIG", str(path))
-        # The embedded worker must not take over the root logger of the test process.
-        return create_app({"CELERY": {"worker_hijack_root_logger": False}, **test_config})
+        return create_app(test_config)
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_celery_cli_worker_serves_posted_tasks(write_config: WriteConfig, tmp_path: Path) -> None:
-    """A worker started by Celery's CLI from the same config file runs what the API queues."""
+    """A worker started by Celery's CLI from the same config file runs what the API queues, and logs it."""
     # Its own queue, so that the embedded worker cannot take the task instead.
     path = write_config("entrypoint", celery={"task_default_queue": "entrypoint"})
     log = tmp_path / "worker.log"
@@ -21,4 +21,6 @@ def test_celery_cli_worker_serves_posted_tasks(write_config: WriteConfig, tmp_pa
         task_id = client.post("/task/").json["task_id"]
         body = wait_for_state(client, f"/task/{task_id}", "SUCCESS", timeout=60)
     assert body["task_id"] == task_id
+    # The task's own log line, through the factory's logging setup, names the task.
+    assert f"app.tasks [{task_id}] sleeping for 0 s" in log.read_text()
     assert f"app.tasks.sample_task[{task_id}] succeeded" in log.read_text()
