@@ -94,8 +94,8 @@ def containers(fixed_ports: bool = False, redis_password: str | None = None) -> 
 
     rabbitmq, redis = RabbitMqContainer(RABBITMQ_IMAGE), RedisContainer(REDIS_IMAGE, password=redis_password)
     if fixed_ports:
-        rabbitmq.with_bind_ports(rabbitmq.port, _free_port())
-        redis.with_bind_ports(redis.port, _free_port())
+        rabbitmq.with_bind_ports(rabbitmq.port, free_port())
+        redis.with_bind_ports(redis.port, free_port())
     with ExitStack() as stack:
         with ThreadPoolExecutor(2) as pool:
             started = [pool.submit(stack.enter_context, container) for container in (rabbitmq, redis)]
@@ -111,7 +111,8 @@ def containers(fixed_ports: bool = False, redis_password: str | None = None) -> 
         yield Containers(services, rabbitmq, redis)
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port nothing listens on, on 127.0.0.1, right now."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]

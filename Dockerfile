@@ -1,0 +1,27 @@
+# The web app and the worker, one image: gunicorn by default, `celery ... worker` in compose.
+# BASE must provide python3 (3.11+) with venv; by default the official slim image.
+# Without a registry: .ci/build-offline-images builds local/python:bookworm to use here.
+ARG BASE=python:3.11-slim
+FROM ${BASE}
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PATH=/venv/bin:$PATH
+RUN python3 -m venv /venv
+COPY requirements.txt /app/requirements.txt
+RUN pip install --no-cache-dir -r /app/requirements.txt
+COPY app /app/app
+COPY celery_worker.py /app/
+WORKDIR /app
+
+# Never root: a compromised task or request gets an unprivileged account.
+RUN useradd --system --no-create-home --uid 10001 service
+USER service
+
+# The config file (it holds secrets) is mounted, never baked in; environment variables
+# (FLASK_SECRET_KEY, CELERY_BROKER_URL, CELERY_RESULT_BACKEND) may replace its secrets.
+ENV FLASK_CONFIG=/run/secrets/api-config.yaml
+ENV PORT=8080
+EXPOSE 8080
+HEALTHCHECK --interval=5s --timeout=3s --start-period=5s --retries=3 \
+    CMD ["python3", "-c", "import os, urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ[\"PORT\"]}/healthz', timeout=2)"]
+# `exec`: gunicorn, not the shell, is PID 1 and receives `docker stop`'s SIGTERM.
+CMD ["sh", "-c", "exec gunicorn --bind 0.0.0.0:$PORT --workers 2 'app:create_app()'"]
