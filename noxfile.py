@@ -35,6 +35,24 @@ def integration(session: nox.Session) -> None:
 
 
 @nox.session
+def coverage(session: nox.Session) -> None:
+    """Every tier under branch coverage of app/, worker subprocesses included; fails below 100 %."""
+    install(session)
+    session.run("coverage", "erase")
+    session.run("coverage", "run", "-m", "pytest", *session.posargs)
+    session.run("coverage", "combine", "--quiet")
+    session.run("coverage", "report")
+
+
+@nox.session
+def mutation(session: nox.Session) -> None:
+    """Mutation testing of app/ against the unit tier (mutmut, about a minute); not in `tests`."""
+    install(session)
+    session.run("mutmut", "run", *session.posargs)
+    session.run("mutmut", "results")
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff (lint and format), mypy (strict on app/), the CI workflow against its schema."""
     install(session)

@@ -69,5 +69,6 @@ def _make_celery_current(app: Flask, **_: Any) -> None:
 
 def _restore_outer_celery(app: Flask, **_: Any) -> None:
     """When a nested app context ends, the outer one's Celery app is current again."""
-    if has_app_context():
-        current_app.extensions["celery"].set_current()
+    # The outer app may be any Flask app, without a Celery app of its own.
+    if has_app_context() and (outer := current_app.extensions.get("celery")):
+        outer.set_current()

@@ -102,8 +102,7 @@ def apply_env_overrides(data: Mapping[str, Any], environ: Mapping[str, str]) -> 
 
 def _debug(environ: Mapping[str, str]) -> bool:
     """FLASK_DEBUG read as Flask reads it (``flask.helpers.get_debug_flag``)."""
-    value = environ.get("FLASK_DEBUG", "")
-    return bool(value) and value.lower() not in ("0", "false", "no")
+    return environ.get("FLASK_DEBUG", "").lower() not in ("", "0", "false", "no")
 
 
 def _warn_if_readable_by_all(path: Path, in_file: Mapping[str, Any]) -> None:

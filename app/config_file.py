@@ -35,7 +35,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(error, "problem", None) or "cannot parse"
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
         raise ConfigError(path, None, f"malformed YAML{where}: {problem}") from None
     if not isinstance(data, dict):
         raise ConfigError(path, None, "expected a mapping of keys to values at the top level")

@@ -12,10 +12,6 @@ from werkzeug.exceptions import ServiceUnavailable
 
 logger = logging.getLogger(__name__)
 
-# The broker check gives up after this long; the backend's and those of POST and GET are
-# bounded by the connection timeouts in CELERY_DEFAULTS (app/celery_app.py).
-READINESS_TIMEOUT_SECONDS = 1.0
-
 
 def backend_errors(celery_app: Celery) -> tuple[type[BaseException], ...]:
     """What the result backend raises when it cannot serve (Redis: down, OOM, read-only)."""
@@ -29,7 +25,7 @@ def backend_errors(celery_app: Celery) -> tuple[type[BaseException], ...]:
 def mask_secrets(text: str, celery_app: Celery) -> str:
     """``text`` with the passwords of the broker and backend URLs replaced by ``**``."""
     for setting in (celery_app.conf.broker_url, celery_app.conf.result_backend):
-        for url in str(setting or "").split(";"):  # a failover list: "amqp://a//;amqp://b//"
+        for url in str(setting).split(";"):  # a failover list: "amqp://a//;amqp://b//"
             if password := urlsplit(url.strip()).password:
                 # Libraries print the password decoded, URLs hold it percent-encoded.
                 text = text.replace(password, "**").replace(unquote(password), "**")
@@ -60,8 +56,9 @@ def _probe(ping: Callable[[Celery], object], celery_app: Celery) -> str:
 
 
 def _ping_broker(celery_app: Celery) -> None:
+    # One attempt, bounded like every connection by broker_connection_timeout (CELERY_DEFAULTS).
     with celery_app.connection_for_write() as connection:
-        connection.ensure_connection(max_retries=0, timeout=READINESS_TIMEOUT_SECONDS)
+        connection.ensure_connection(max_retries=0)
 
 
 def _ping_backend(celery_app: Celery) -> None:

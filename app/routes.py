@@ -44,7 +44,7 @@ def _reject_parameters() -> None:
     Anything else is refused before any work is queued: 413 past MAX_CONTENT_LENGTH
     (Flask, when the body is read), 415 for another content type, 400 for the rest.
     """
-    data = request.get_data(cache=True)
+    data = request.get_data()
     if not data:
         return
     if not request.is_json:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from flask import Flask, g
 
 from app import create_app
 from app.tasks import sample_task
-from tests.tasks import context_probe
+from tests.tasks import context_probe, failing_task
 from tests.unit.conftest import IN_MEMORY_CONFIG, WriteConfig
 
 
@@ -65,3 +66,18 @@ def test_outer_context_gets_its_celery_back_after_a_nested_one(write_config: Wri
         with inner.app_context():
             assert sample_task.app is inner.extensions["celery"]
         assert sample_task.app is outer.extensions["celery"]
+
+
+def test_task_keyword_arguments_reach_the_task(app: Flask) -> None:
+    """The app-context wrapper passes keyword arguments on."""
+    with pytest.raises(ValueError, match=r"^by keyword$"):
+        app.extensions["celery"].tasks[failing_task.name].apply(kwargs={"message": "by keyword"})
+
+
+def test_other_flask_apps_are_left_alone(app: Flask) -> None:
+    """A Flask app without Celery, in the same process, nests with ours either way round."""
+    plain = Flask("plain")
+    with plain.app_context(), app.app_context():
+        assert sample_task.app is app.extensions["celery"]
+    with app.app_context(), plain.app_context():
+        assert sample_task.app is app.extensions["celery"]

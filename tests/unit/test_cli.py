@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -87,9 +88,10 @@ def test_bad_config_exits_2_with_one_line(tmp_path: Path, command: list[str]) ->
     path = tmp_path / "api-config.yaml"
     path.write_text("secret_key: x\ncelery: {}\n")
     path.chmod(0o600)  # no permission warning: the one line is the error
-    done = subprocess.run(
-        command, cwd=ROOT, env={"FLASK_CONFIG": str(path), "PATH": ""}, capture_output=True, text=True, timeout=60
-    )
+    # This process's environment (coverage measures subprocesses through it), with the
+    # app's own variables replaced.
+    env = {**os.environ, "FLASK_CONFIG": str(path)}
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert done.stderr == (
         f"error: config error in {path}, key 'celery.broker_url': missing required key (or set CELERY_BROKER_URL)\n"

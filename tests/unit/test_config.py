@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import datetime
 import math
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,19 @@ def test_default_path_is_secrets_api_config_yaml(tmp_path: Path, monkeypatch: py
     assert load_config({"FLASK_SECRET_KEY": "s"})["CONFIG_FILE"] == "secrets/api-config.yaml"
 
 
+def test_port_and_sample_seconds_have_defaults(write_config: WriteConfig) -> None:
+    """Without `port` and `sample_task_seconds`: 8080 and 5."""
+    path = write_config(config_with(sample_task_seconds=None))  # and IN_MEMORY_CONFIG sets no port
+    settings = load_config({"FLASK_CONFIG": str(path)})
+    assert (settings["PORT"], settings["SAMPLE_TASK_SECONDS"]) == (8080, 5)
+
+
+@pytest.mark.parametrize("port", [1, 65535], ids=["lowest", "highest"])
+def test_every_tcp_port_is_accepted(write_config: WriteConfig, port: int) -> None:
+    """Both ends of the TCP port range are valid."""
+    assert load_config({"FLASK_CONFIG": str(write_config(config_with(port=port)))})["PORT"] == port
+
+
 def test_other_celery_settings_pass_through(write_config: WriteConfig) -> None:
     """Any Celery setting under `celery:` reaches the settings untouched."""
     path = write_config(celery_with(task_default_queue="work", worker_concurrency=3))
@@ -101,11 +115,30 @@ def test_empty_environment_variable_does_not_override(write_config: WriteConfig)
 
 BAD_FILES = [
     pytest.param("a.yaml", None, None, "cannot read the file: No such file or directory", id="missing-file"),
-    pytest.param("a.yaml", b"\xff\xfe", None, "not UTF-8", id="not-text"),
-    pytest.param("a.yaml", "port: [8080\n", None, "malformed YAML at line 2", id="malformed-yaml"),
-    pytest.param("a.json", '{"port": 8080,}', None, "malformed JSON at line 1, column 15", id="malformed-json"),
-    pytest.param("a.yaml", "- port\n", None, "expected a mapping", id="top-level-list"),
-    pytest.param("a.yaml", "", None, "expected a mapping", id="empty-file"),
+    pytest.param("a.yaml", b"\xff\xfe", None, "cannot read the file: it is not UTF-8 text", id="not-text"),
+    pytest.param(
+        "a.yaml",
+        "port: [8080\n",
+        None,
+        "malformed YAML at line 2, column 1: expected ',' or ']', but got '<stream end>'",
+        id="malformed-yaml",
+    ),
+    pytest.param(
+        "a.yaml",
+        "port: \x01\n",
+        None,
+        "malformed YAML: unacceptable character #x0001: special characters are not allowed",
+        id="yaml-control-character",
+    ),
+    pytest.param(
+        "a.json",
+        '{"port": 8080,}',
+        None,
+        "malformed JSON at line 1, column 15: Expecting property name enclosed in double quotes",
+        id="malformed-json",
+    ),
+    pytest.param("a.yaml", "- port\n", None, "expected a mapping of keys to values at the top level", id="list"),
+    pytest.param("a.yaml", "", None, "expected a mapping of keys to values at the top level", id="empty-file"),
     pytest.param(
         "a.yaml",
         config_with(secret_key=None),
@@ -113,10 +146,28 @@ BAD_FILES = [
         "missing required key (or set FLASK_SECRET_KEY)",
         id="missing-secret-key",
     ),
-    pytest.param("a.yaml", config_with(secret_key=""), "secret_key", "got an empty string", id="empty-secret-key"),
-    pytest.param("a.yaml", config_with(secret_key=42), "secret_key", "got an integer", id="secret-key-number"),
+    pytest.param(
+        "a.yaml",
+        config_with(secret_key=""),
+        "secret_key",
+        "expected a non-empty string, got an empty string",
+        id="empty-secret-key",
+    ),
+    pytest.param(
+        "a.yaml",
+        config_with(secret_key=42),
+        "secret_key",
+        "expected a non-empty string, got an integer",
+        id="secret-key-number",
+    ),
     pytest.param("a.yaml", config_with(celery=None), "celery", "missing required key", id="missing-celery"),
-    pytest.param("a.yaml", config_with(celery="amqp://"), "celery", "expected a mapping", id="celery-not-mapping"),
+    pytest.param(
+        "a.yaml",
+        config_with(celery="amqp://"),
+        "celery",
+        "expected a mapping of Celery settings, got a string",
+        id="celery-not-mapping",
+    ),
     pytest.param(
         "a.yaml",
         celery_with(broker_url=None),
@@ -132,18 +183,28 @@ BAD_FILES = [
         id="missing-result-backend-json",
     ),
     pytest.param(
-        "a.yaml", celery_with(broker_url=["amqp://"]), "celery.broker_url", "got a list", id="broker-url-list"
+        "a.yaml",
+        celery_with(broker_url=["amqp://"]),
+        "celery.broker_url",
+        "expected a non-empty string, got a list",
+        id="broker-url-list",
     ),
-    pytest.param("a.yaml", celery_with(brokerurl="amqp://"), "celery.brokerurl", "unknown key", id="celery-typo"),
-    pytest.param("a.yaml", config_with(secret="x"), "secret", "unknown key", id="top-level-typo"),
+    pytest.param("a.yaml", celery_with(brokerurl="x"), "celery.brokerurl", "unknown key (a typo?)", id="celery-typo"),
+    pytest.param("a.yaml", config_with(secret="x"), "secret", "unknown key (a typo?)", id="top-level-typo"),
     pytest.param("a.yaml", config_with(port="8080"), "port", "expected an integer, got a string", id="port-string"),
-    pytest.param("a.yaml", config_with(port=True), "port", "got a boolean", id="port-boolean"),
-    pytest.param("a.yaml", config_with(port=70000), "port", "from 1 to 65535, got 70000", id="port-out-of-range"),
+    pytest.param("a.yaml", config_with(port=True), "port", "expected an integer, got a boolean", id="port-boolean"),
+    pytest.param(
+        "a.yaml", config_with(port=datetime.date(2026, 1, 1)), "port", "expected an integer, got date", id="port-date"
+    ),
+    pytest.param("a.yaml", config_with(port=0), "port", "expected a TCP port from 1 to 65535, got 0", id="port-0"),
+    pytest.param(
+        "a.yaml", config_with(port=65536), "port", "expected a TCP port from 1 to 65535, got 65536", id="port-65536"
+    ),
     pytest.param(
         "a.yaml",
         {**config_with(), "sample_task_seconds": None},
         "sample_task_seconds",
-        "got an empty value",
+        "expected a number, got an empty value",
         id="seconds-null",
     ),
     pytest.param(
@@ -154,10 +215,18 @@ BAD_FILES = [
         id="seconds-negative",
     ),
     pytest.param(
-        "a.yaml", config_with(sample_task_seconds=math.inf), "sample_task_seconds", "got inf", id="seconds-inf"
+        "a.yaml",
+        config_with(sample_task_seconds=math.inf),
+        "sample_task_seconds",
+        "expected a finite number, 0 or more, got inf",
+        id="seconds-inf",
     ),
     pytest.param(
-        "a.yaml", config_with(sample_task_seconds=math.nan), "sample_task_seconds", "got nan", id="seconds-nan"
+        "a.yaml",
+        config_with(sample_task_seconds=math.nan),
+        "sample_task_seconds",
+        "expected a finite number, 0 or more, got nan",
+        id="seconds-nan",
     ),
 ]
 
@@ -176,12 +245,9 @@ def test_bad_config_names_file_and_key(
         write_config(content, name=name)
     with pytest.raises(ConfigError) as caught:
         load_config({"FLASK_CONFIG": str(path)})
-    message = str(caught.value)
-    assert (caught.value.source, caught.value.key) == (str(path), key)
-    assert message.startswith(f"config error in {path}")
-    assert reason in message and "\n" not in message
-    if key:
-        assert f"key '{key}'" in message
+    assert (caught.value.source, caught.value.key, caught.value.reason) == (str(path), key, reason)
+    where = f", key '{key}'" if key else ""
+    assert str(caught.value) == f"config error in {path}{where}: {reason}"
 
 
 def test_directory_instead_of_file_is_a_config_error(tmp_path: Path) -> None:
@@ -219,8 +285,12 @@ def test_published_example_secret_key_only_in_debug(
     if accepted:
         assert load_config(environ)["SECRET_KEY"] == "my_secret_key"
     else:
-        with pytest.raises(ConfigError, match="key 'secret_key': is the published example value"):
+        with pytest.raises(ConfigError) as caught:
             load_config(environ)
+        assert str(caught.value) == (
+            f"config error in {environ['FLASK_CONFIG']}, key 'secret_key': "
+            "is the published example value: set your own (or FLASK_SECRET_KEY)"
+        )
 
 
 @pytest.mark.parametrize(
@@ -243,3 +313,10 @@ def test_config_with_secrets_readable_by_all_is_warned(
     load_config({"FLASK_CONFIG": str(path), "FLASK_SECRET_KEY": "from-the-environment"})
     expected = f"config file {path} holds secrets but any user can read it: chmod o-r {path}"
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == ([expected] if warned else [])
+
+
+def test_environment_cannot_hide_a_malformed_section(write_config: WriteConfig) -> None:
+    """`celery:` that is not a mapping is reported even when the environment sets its URLs."""
+    environ = {"FLASK_CONFIG": str(write_config(config_with(celery="amqp://"))), "CELERY_BROKER_URL": "amqp://h//"}
+    with pytest.raises(ConfigError, match="key 'celery': expected a mapping of Celery settings, got a string"):
+        load_config(environ)

@@ -139,3 +139,16 @@ def test_masking_covers_encoded_passwords_and_failover_lists(
 ) -> None:
     """Passwords are masked as libraries print them, for every URL of a failover list."""
     assert mask_secrets(text, app_with(write_config, broker_url=broker_url).extensions["celery"]) == masked
+
+
+def test_an_error_without_a_message_is_named_by_its_type(
+    write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An exception with no text still says what it was: its type alone."""
+    client = app_with(write_config).test_client()
+
+    def time_out(*args: object) -> None:
+        raise TimeoutError
+
+    monkeypatch.setattr("app.dependencies._ping_broker", time_out)
+    assert client.get("/readyz").json["checks"] == {"broker": "unreachable: TimeoutError", "result_backend": "ok"}

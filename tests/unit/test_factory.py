@@ -6,10 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from celery import Celery
 from flask import Flask
 
-from app import create_app
+from app import create_app, create_app_or_exit
 from tests.tasks import context_probe
 from tests.unit.conftest import EAGER, IN_MEMORY_CONFIG, WriteConfig
 
@@ -72,3 +73,29 @@ def test_extension_and_blueprints_are_registered(app: Flask) -> None:
     """The Celery app lives in app.extensions; the task and health endpoints exist."""
     assert isinstance(app.extensions["celery"], Celery)
     assert {"tasks", "health"} <= set(app.blueprints)
+
+
+def test_test_config_without_celery_settings(write_config: WriteConfig) -> None:
+    """test_config may leave Celery alone: the file's settings stay."""
+    write_config()
+    app = create_app({"SECRET_KEY": "other"})
+    assert (app.config["SECRET_KEY"], celery_of(app).conf.broker_url) == ("other", "memory://")
+
+
+def test_celery_app_is_named_after_the_package(app: Flask) -> None:
+    """The worker's banner and any task defined in __main__ show the package's name."""
+    assert celery_of(app).main == "app"
+
+
+def test_create_app_or_exit_prints_one_line_and_exits_2(
+    write_config: WriteConfig, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In-process view of what the entrypoint subprocess tests see: one line on stderr, status 2."""
+    path = write_config({**IN_MEMORY_CONFIG, "port": "http"})
+    with pytest.raises(SystemExit) as caught:
+        create_app_or_exit()
+    assert caught.value.code == 2
+    assert capsys.readouterr() == (
+        "",
+        f"error: config error in {path}, key 'port': expected an integer, got a string\n",
+    )

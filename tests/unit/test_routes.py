@@ -41,7 +41,7 @@ def test_failed_task_reports_type_and_message_only(write_config: WriteConfig) ->
     write_config()
     app = create_app({"CELERY": {**EAGER, "task_eager_propagates": False}})
     with app.app_context():
-        task_id = submit(app.extensions["celery"].tasks[failing_task.name], "disk full")
+        task_id = submit(app.extensions["celery"].tasks[failing_task.name], message="disk full")
     response = app.test_client().get(f"/task/{task_id}")
     assert response.status_code == 200
     assert response.json == {
@@ -95,12 +95,20 @@ def test_healthz_answers_ok(client: FlaskClient) -> None:
 @pytest.mark.parametrize(
     ("body", "status", "message"),
     [
-        ({"json": {"seconds": 1}}, 400, "Unknown parameters: seconds; the sample task takes none."),
+        ({"json": {"seconds": 1, "a": 2}}, 400, "Unknown parameters: a, seconds; the sample task takes none."),
         ({"json": [1]}, 400, "The body must be a JSON object."),
         ({"data": "{bad", "content_type": "application/json"}, 400, "The body is not valid JSON."),
         ({"data": "[" * 5000, "content_type": "application/json"}, 400, "The body is not valid JSON."),
-        ({"data": "seconds=1", "content_type": "application/x-www-form-urlencoded"}, 415, "application/json"),
-        ({"data": "{}" + " " * 20_000, "content_type": "application/json"}, 413, "exceeds the capacity limit"),
+        (
+            {"data": "seconds=1", "content_type": "application/x-www-form-urlencoded"},
+            415,
+            "Send parameters as application/json.",
+        ),
+        (
+            {"data": "{}" + " " * (16 * 1024 - 1), "content_type": "application/json"},  # one byte too many
+            413,
+            "The data value transmitted exceeds the capacity limit.",
+        ),
     ],
     ids=["unknown-parameter", "not-an-object", "malformed-json", "nested-too-deep", "form-encoded", "oversized"],
 )
@@ -112,10 +120,14 @@ def test_bad_post_body_is_4xx_json_and_queues_nothing(
     monkeypatch.setattr("app.routes.submit", queued.append)
     response = client.post("/task/", **body)
     assert (response.status_code, response.is_json, queued) == (status, True, [])
-    assert message in response.json["error"]["message"]
+    assert response.json["error"]["message"] == message
 
 
-@pytest.mark.parametrize("body", [{}, {"json": {}}], ids=["no-body", "empty-object"])
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"json": {}}, {"data": "{}" + " " * (16 * 1024 - 2), "content_type": "application/json"}],
+    ids=["no-body", "empty-object", "largest-accepted"],
+)
 def test_post_accepts_no_body_or_an_empty_object(client: FlaskClient, body: dict[str, object]) -> None:
     """The two bodies the sample task can take are accepted."""
     assert client.post("/task/", **body).status_code == 202
