@@ -12,7 +12,7 @@ from celery import Task, shared_task, states
 from flask import current_app
 from kombu.exceptions import OperationalError
 
-PUBLISH_TIMEOUT = 0.5
+CONFIRM_TIMEOUT = 0.5
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def submit(task: Task, *args: Any, **kwargs: Any) -> str:
         # A broker that accepted the connection but stopped answering must not hang the
         # request: wait this long for RabbitMQ's publisher confirm, then fail (and retry
         # once, as task_publish_retry_policy says).
-        task.apply_async(args, kwargs, task_id=task_id, timeout=PUBLISH_TIMEOUT, confirm_timeout=PUBLISH_TIMEOUT)
+        task.apply_async(args, kwargs, task_id=task_id, confirm_timeout=CONFIRM_TIMEOUT)
     except OperationalError:  # not published: the id must not look queued
         task.backend.forget(task_id)
         raise
