@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import yaml
 from flask import Flask
 
 import cli
+from tests.integration.services import free_port
 from tests.unit.conftest import IN_MEMORY_CONFIG, WriteConfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -120,13 +120,6 @@ def test_sigterm_stops_the_server_and_its_worker(tmp_path: Path) -> None:
         assert not worker.is_running() or worker.status() == psutil.STATUS_ZOMBIE
     finally:
         server.kill()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def wait_for_child(process: psutil.Process, timeout: float = 30) -> psutil.Process:
