@@ -49,5 +49,11 @@ def drain_rate(variant: str, pool: str, env: dict[str, str], client: Celery, tas
         with client.producer_or_acquire() as producer:
             for _ in range(tasks):
                 client.send_task(NOOP, queue=queue, producer=producer)
-        client.send_task(NOOP, queue=queue, ignore_result=False).get(timeout=300)
+        last = client.send_task(NOOP, queue=queue, ignore_result=False)
+        # Polled, not last.get(): a result published before the client's pub/sub
+        # subscription took effect would leave get() waiting forever.
+        deadline = time.monotonic() + 300
+        while not last.ready():
+            assert time.monotonic() < deadline, f"{variant} ({pool}) did not drain {tasks} tasks in 300 s"
+            time.sleep(0.01)
         return (tasks + 1) / (time.perf_counter() - started)
