@@ -13,9 +13,9 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench import ROOT
+
 # A new connection per request, as browsers behind a proxy mostly are: with keep-alive,
 # gunicorn's sync workers stall clients waiting on a busy worker's connection.
 WRK_SCRIPT = 'wrk.method = "POST"\nwrk.headers["Connection"] = "close"\n'

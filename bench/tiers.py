@@ -7,11 +7,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
-from pathlib import Path
 
+from bench import ROOT
 from tests.integration.services import docker_unavailable_reason
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def wall_times() -> dict[str, float]:

@@ -7,13 +7,12 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 from celery import Celery
 
+from bench import ROOT
 from bench.tasks import NOOP
 
-ROOT = Path(__file__).resolve().parents[1]
 # Same broker, config, pool and concurrency; only the app differs.
 APPS = {"app context": ["celery_worker.celery", "--include=bench.tasks"], "bare Celery": ["bench.bare"]}
 

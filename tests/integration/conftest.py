@@ -22,10 +22,10 @@ from flask.testing import FlaskClient
 
 import tests.tasks  # noqa: F401  (registers the probe tasks with every Celery app)
 from app import create_app
+from tests import ROOT
 from tests.integration import services
 
 WriteConfig = Callable[..., Path]
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def require_docker(request: pytest.FixtureRequest, what: str) -> None:

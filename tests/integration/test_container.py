@@ -12,8 +12,9 @@ from typing import Any
 import docker
 import pytest
 
+from tests import ROOT
 from tests.integration import services
-from tests.integration.conftest import ROOT, WriteConfig, require_docker
+from tests.integration.conftest import WriteConfig, require_docker
 
 pytestmark = pytest.mark.integration
 

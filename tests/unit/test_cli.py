@@ -16,10 +16,9 @@ import yaml
 from flask import Flask
 
 import cli
+from tests import ROOT
 from tests.integration.services import free_port
 from tests.unit.conftest import IN_MEMORY_CONFIG, WriteConfig
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from celery import Celery
 from flask import Flask
 
 from app import create_app, create_app_or_exit
+from tests import ROOT
 from tests.tasks import context_probe
 from tests.unit.conftest import EAGER, IN_MEMORY_CONFIG, WriteConfig
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def celery_of(app: Flask) -> Celery:
