@@ -7,6 +7,10 @@ from typing import Any
 from celery import Celery, Task
 from flask import Flask, appcontext_popped, appcontext_pushed, current_app, has_app_context
 
+from app.results import PublisherRedisBackend
+
+_PUBLISHER_REDIS = f"{PublisherRedisBackend.__module__}:{PublisherRedisBackend.__name__}"
+
 # Defaults a production user of RabbitMQ + Redis expects; the config file overrides any.
 CELERY_DEFAULTS: dict[str, Any] = {
     # JSON only: a pickle message on the queue could run arbitrary code in the worker.
@@ -35,6 +39,8 @@ CELERY_DEFAULTS: dict[str, Any] = {
     "task_publish_retry_policy": {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2},
     "redis_socket_connect_timeout": 1,
     "redis_socket_timeout": 2,
+    # Redis result backends that don't subscribe to every task sent (app/results.py).
+    "override_backends": {"redis": _PUBLISHER_REDIS, "rediss": _PUBLISHER_REDIS},
 }
 
 

@@ -6,6 +6,7 @@ import pytest
 from flask import Flask, g
 
 from app import create_app
+from app.results import PublisherRedisBackend
 from app.tasks import sample_task
 from tests.tasks import context_probe, failing_task
 from tests.unit.conftest import IN_MEMORY_CONFIG, WriteConfig
@@ -29,6 +30,16 @@ def test_safe_defaults_apply_and_the_file_overrides_them(write_config: WriteConf
         "result_expires": 86400,
     }
     assert {key: conf[key] for key in expected} == expected
+
+
+@pytest.mark.parametrize("scheme", ["redis", "rediss"])
+def test_redis_result_backends_do_not_subscribe_on_send(write_config: WriteConfig, scheme: str) -> None:
+    """A Redis result backend URL gets the backend that sends without subscribing."""
+    celery = {**IN_MEMORY_CONFIG["celery"], "result_backend": f"{scheme}://127.0.0.1:6379/0"}
+    if scheme == "rediss":
+        celery["redis_backend_use_ssl"] = {"ssl_cert_reqs": "required"}
+    write_config({**IN_MEMORY_CONFIG, "celery": celery})
+    assert type(create_app().extensions["celery"].backend) is PublisherRedisBackend
 
 
 def test_task_runs_inside_the_app_context(app: Flask) -> None:
