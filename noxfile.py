@@ -22,9 +22,9 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def unit(session: nox.Session) -> None:
-    """The eager unit tier only: no services, a few seconds."""
+    """The eager unit tier only: no services, a few seconds (the template test is left out)."""
     install(session)
-    session.run("pytest", "-m", "not integration", *session.posargs)
+    session.run("pytest", "-m", "not integration and not template", *session.posargs)
 
 
 @nox.session

@@ -7,7 +7,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,8 @@ from tests import ROOT
 from tests.integration import services
 
 WriteConfig = Callable[..., Path]
+# The fault tests' Redis requires it, and they check that no response or log shows it.
+REDIS_PASSWORD = "s3cret-redis-password"
 
 
 def require_docker(request: pytest.FixtureRequest, what: str) -> None:
@@ -48,6 +51,21 @@ def service_urls(request: pytest.FixtureRequest) -> Iterator[services.Services]:
     )
     with services.containers() as started:
         yield started.services
+
+
+@pytest.fixture(scope="session")
+def fault_containers(request: pytest.FixtureRequest) -> Iterator[Future[services.Containers]]:
+    """A RabbitMQ and a Redis for the fault tests alone, to pause and restart; starting in the background."""
+    with ExitStack() as stack, ThreadPoolExecutor(1) as pool:  # the pool joins, then the stack removes them
+        yield pool.submit(stack.enter_context, services.containers(fixed_ports=True, redis_password=REDIS_PASSWORD))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _start_fault_containers_early(request: pytest.FixtureRequest) -> None:
+    """When fault tests are selected and Docker runs, their containers boot while other tests run."""
+    uses = any("fault_containers" in item.fixturenames for item in request.session.items)
+    if uses and services.docker_unavailable_reason() is None:
+        request.getfixturevalue("fault_containers")
 
 
 @pytest.fixture(scope="session")
@@ -91,7 +109,7 @@ def embedded_worker(app: Flask) -> Iterator[WorkController]:
     celery_app.control.purge()  # messages a killed earlier run left on a shared broker
     # The heartbeat timer keeps the worker's event loop turning. Without it, with late acks
     # and a prefetch of 1, a task queued just after another finished waited for the loop's
-    # next wake-up: 10 s (measured); with it, at most heartbeat_interval.
+    # next wake-up: 10 s (measured); with it, at most heartbeat_interval (kombu#1587).
     with start_worker(
         celery_app,
         pool="solo",

@@ -91,6 +91,10 @@ def containers(fixed_ports: bool = False, redis_password: str | None = None) -> 
     """
     from testcontainers.community.rabbitmq import RabbitMqContainer
     from testcontainers.community.redis import RedisContainer
+    from testcontainers.core.config import testcontainers_config
+
+    # Probe readiness every 0.2 s, not every second; the limit stays 120 s.
+    testcontainers_config.sleep_time, testcontainers_config.max_tries = 0.2, 600
 
     rabbitmq, redis = RabbitMqContainer(RABBITMQ_IMAGE), RedisContainer(REDIS_IMAGE, password=redis_password)
     if fixed_ports:

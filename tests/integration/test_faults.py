@@ -10,6 +10,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,23 +20,28 @@ from celery.worker import WorkController
 from flask import Flask
 from flask.testing import FlaskClient
 from testcontainers.core.container import DockerContainer
+from werkzeug.test import TestResponse
 
 from app.tasks import sample_task, submit
 from tests.integration import services
-from tests.integration.conftest import WriteConfig, cli_worker, create_app_from, require_docker, wait_for_state
+from tests.integration.conftest import (
+    REDIS_PASSWORD,
+    WriteConfig,
+    cli_worker,
+    create_app_from,
+    require_docker,
+    wait_for_state,
+)
 from tests.tasks import context_probe, stubborn_task
 
 pytestmark = pytest.mark.integration
 
-REDIS_PASSWORD = "s3cret-redis-password"
-
 
 @pytest.fixture(scope="module")
-def own(request: pytest.FixtureRequest) -> Iterator[services.Containers]:
+def own(request: pytest.FixtureRequest, fault_containers: Future[services.Containers]) -> services.Containers:
     """A RabbitMQ and a Redis of this module's own, to pause and restart."""
     require_docker(request, "fault tests need containers they may break: start Docker")
-    with services.containers(fixed_ports=True, redis_password=REDIS_PASSWORD) as started:
-        yield started
+    return fault_containers.result()
 
 
 @pytest.fixture(scope="module")
@@ -62,17 +68,24 @@ def paused(container: DockerContainer) -> Iterator[None]:
         container.get_wrapped_container().unpause()
 
 
-def timed(call: object) -> tuple[object, float]:
-    started = time.monotonic()
-    return call(), time.monotonic() - started  # type: ignore[operator]
+def at_once(client: FlaskClient, *requests: str) -> list[tuple[TestResponse, float]]:
+    """Send requests ("POST /task/") together, each from its own client; each response with its seconds."""
+
+    def send(request: str) -> tuple[TestResponse, float]:
+        method, path = request.split()
+        started = time.monotonic()
+        response = client.application.test_client().open(path, method=method)
+        return response, time.monotonic() - started
+
+    with ThreadPoolExecutor(len(requests)) as pool:
+        return list(pool.map(send, requests))
 
 
 def test_stalled_broker_answers_503_in_time_then_recovers(own: services.Containers, own_client: FlaskClient) -> None:
     """RabbitMQ stops answering: POST gives up within 3 s with 503; /readyz names it; then all is well."""
     assert own_client.post("/task/").status_code == 202  # a pooled connection now exists
     with paused(own.rabbitmq):
-        (post, post_seconds) = timed(lambda: own_client.post("/task/"))
-        ready = own_client.get("/readyz")
+        (post, post_seconds), (ready, _) = at_once(own_client, "POST /task/", "GET /readyz")
     assert (post.status_code, post.json["error"]["message"]) == (503, "The broker is unreachable; try again later.")
     assert post_seconds < 3
     assert ready.status_code == 503
@@ -87,9 +100,9 @@ def test_stalled_backend_answers_503_in_time_and_never_shows_its_password(
     """Redis stops answering: GET and POST answer 503 within 3 s, /readyz names it, no password leaks."""
     location = own_client.post("/task/").headers["Location"]
     with paused(own.redis):
-        (get, get_seconds) = timed(lambda: own_client.get(location))
-        (post, post_seconds) = timed(lambda: own_client.post("/task/"))
-        ready = own_client.get("/readyz")
+        (get, get_seconds), (post, post_seconds), (ready, _) = at_once(
+            own_client, f"GET {location}", "POST /task/", "GET /readyz"
+        )
     for response, seconds in ((get, get_seconds), (post, post_seconds)):
         assert (response.status_code, response.json["error"]["message"]) == (
             503,
@@ -105,7 +118,7 @@ def test_stalled_backend_answers_503_in_time_and_never_shows_its_password(
 def test_broker_restart_loses_no_queued_task(
     own: services.Containers, write_config: WriteConfig, tmp_path: Path
 ) -> None:
-    """RabbitMQ restarts with tasks queued: none is lost; the running worker reconnects by itself."""
+    """RabbitMQ crashes with tasks queued and comes back: none is lost; the worker reconnects by itself."""
     urls = {"broker_url": own.services.broker_url, "result_backend": own.services.result_backend}
     worker_config = write_config("restart", celery={**urls, "task_default_queue": "restart"})
     # Tasks POSTed through this app wait in a queue no worker consumes until after the restart.
@@ -115,7 +128,9 @@ def test_broker_restart_loses_no_queued_task(
     with cli_worker(worker_config, tmp_path / "worker.log") as worker:
         wait_for_state(client, client.post("/task/").headers["Location"], "SUCCESS")  # the worker is up
         queued = [parked.post("/task/").headers["Location"] for _ in range(3)]
-        own.rabbitmq.get_wrapped_container().restart(timeout=10)
+        rabbitmq = own.rabbitmq.get_wrapped_container()
+        rabbitmq.kill()  # a crash: only what RabbitMQ confirmed (fsynced) may survive
+        rabbitmq.start()
         wait_until_ready(client)
         # Not restarted, the worker serves a new task: it reconnected by itself.
         wait_for_state(client, client.post("/task/").headers["Location"], "SUCCESS", timeout=60)

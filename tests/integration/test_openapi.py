@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import itertools
+from typing import TYPE_CHECKING
 
 import pytest
-import schemathesis
 from celery.worker import WorkController
 from flask import Flask
-from hypothesis import given, settings
-from schemathesis.generation import GenerationMode
+
+if TYPE_CHECKING:
+    import schemathesis
 
 pytestmark = pytest.mark.integration
 
@@ -17,7 +18,12 @@ pytestmark = pytest.mark.integration
 def test_api_matches_its_openapi_description(app: Flask, embedded_worker: WorkController) -> None:
     """Generated valid and invalid requests: never a 5xx, every response as described."""
     # Operations are iterated here rather than with `schema.parametrize()`, whose fixture
-    # support (schemathesis 4.32) breaks on pytest 9.
+    # support (schemathesis 4.32) breaks on pytest 9. Imported here: loading schemathesis
+    # and hypothesis takes a second, which the unit tier's collection need not pay.
+    import schemathesis
+    from hypothesis import given, settings
+    from schemathesis.generation import GenerationMode
+
     schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) == 4
