@@ -48,7 +48,7 @@ def bench_services() -> Iterator[services.Services]:
 
 
 def dispatch_rows(urls: services.Services, env: dict[str, str], client: Celery, repeat: int) -> list[Row]:
-    """The publish ceiling, POST /task/ against a bare delay() view, and end to end."""
+    """The publish ceiling, POST /task/ against bare delay() views, and end to end."""
 
     def post(url: str, clients: int) -> dict[str, float]:
         result = load.wrk_post(url, clients)
@@ -67,13 +67,15 @@ def dispatch_rows(urls: services.Services, env: dict[str, str], client: Celery, 
     ]
     with ExitStack() as stack:
         ours = stack.enter_context(load.served("app:create_app()", env, 8191))
-        bare = stack.enter_context(load.served("bench.bare_web:create_app()", env, 8192))
+        bare = stack.enter_context(load.served("bench.bare_web:create_app(confirms=False)", env, 8192))
+        bare_confirmed = stack.enter_context(load.served("bench.bare_web:create_app(confirms=True)", env, 8193))
         for clients in (1, 16):
             runs = interleave(
                 repeat,
                 {
                     "POST /task/ (confirms, id record)": partial(post, ours, clients),
-                    "bare delay() view": partial(post, bare, clients),
+                    "bare delay() view, confirms on": partial(post, bare_confirmed, clients),
+                    "bare delay() view, confirms off": partial(post, bare, clients),
                 },
             )
             for variant, results in runs.items():
@@ -91,13 +93,9 @@ def dispatch_rows(urls: services.Services, env: dict[str, str], client: Celery, 
 
 
 def worker_rows(env: dict[str, str], client: Celery, repeat: int) -> list[Row]:
-    """No-op task throughput through the app-context Task and through bare Celery.
-
-    Prefork only: solo-pool workers stalled mid-drain here, intermittently, for both
-    variants (late acks, prefetch 1, RabbitMQ); see README, "Benchmarks".
-    """
+    """No-op task throughput through the app-context Task and through bare Celery, per pool."""
     rows = []
-    for pool in ("prefork",):
+    for pool in ("solo", "prefork"):
         runs = interleave(
             repeat,
             {variant: partial(workers.drain_rate, variant, pool, env, client) for variant in workers.APPS},

@@ -13,17 +13,20 @@ from celery import Celery
 from bench import ROOT
 from bench.tasks import NOOP
 
-# Same broker, config, pool and concurrency; only the app differs.
-APPS = {"app context": ["celery_worker.celery", "--include=bench.tasks"], "bare Celery": ["bench.bare"]}
+# Same broker, config, pool and concurrency; only the app (and where its no-op comes from) differs.
+APPS = {"app context": ("celery_worker.celery", ["bench.tasks"]), "bare Celery": ("bench.bare", [])}
 
 
 @contextmanager
 def worker(variant: str, pool: str, env: dict[str, str], queue: str, client: Celery) -> Iterator[None]:
     """A worker process of `variant` consuming `queue`, started and ready, until the block ends."""
-    app, *options = APPS[variant]
+    app, includes = APPS[variant]
     concurrency = "1" if pool == "solo" else "2"
+    if pool == "solo":
+        includes = [*includes, "bench.solo_hub"]  # see its docstring: kombu#1587
     command = [sys.executable, "-m", "celery", "-A", app, "worker", f"--pool={pool}", f"--concurrency={concurrency}"]
-    command += ["--without-mingle", "--loglevel=warning", f"--queues={queue}", *options]
+    command += ["--without-mingle", "--loglevel=warning", f"--queues={queue}"]
+    command += [f"--include={','.join(includes)}"] if includes else []
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         # Publish only once it answers: a message that arrives while the worker sets up its
