@@ -150,7 +150,7 @@ def wait_until_ready(client: FlaskClient, timeout: float = 60) -> None:
 
 def test_worker_killed_mid_task_is_redelivered_to_a_new_worker(write_config: WriteConfig, tmp_path: Path) -> None:
     """The whole worker killed during a task: the broker redelivers it (late ack), the next one runs it."""
-    path = write_config("killed", sample_task_seconds=2, celery={"task_default_queue": "killed"})
+    path = write_config("killed", sample_task_seconds=1, celery={"task_default_queue": "killed"})
     client = create_app_from(path).test_client()
     first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
     # Prefork, as in production: an early ack would have been sent when the pool took the task.
@@ -167,7 +167,7 @@ def test_worker_killed_mid_task_is_redelivered_to_a_new_worker(write_config: Wri
 
 def test_pool_process_killed_mid_task_is_run_again(write_config: WriteConfig, tmp_path: Path) -> None:
     """SIGKILL to the prefork process running a task: requeued (reject_on_worker_lost), run again."""
-    path = write_config("child-killed", sample_task_seconds=2, celery={"task_default_queue": "child-killed"})
+    path = write_config("child-killed", sample_task_seconds=1, celery={"task_default_queue": "child-killed"})
     client = create_app_from(path).test_client()
     with cli_worker(path, tmp_path / "worker.log", "--concurrency=1", pool="prefork") as worker:
         task_id = client.post("/task/").json["task_id"]
