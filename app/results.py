@@ -20,5 +20,6 @@ from celery.backends.redis import RedisBackend
 class PublisherRedisBackend(RedisBackend):  # type: ignore[misc]
     """Subscribes to a result only when someone waits for it."""
 
-    def on_task_call(self, producer: Any, task_id: str) -> None:
-        """Send the task without subscribing to its result channel."""
+    def on_task_call(self, producer: Any, task_id: str) -> dict[str, Any]:
+        """Send the task without subscribing to its result channel, and add no message options."""
+        return {}  # as Celery's base backend: callers may splat it into the task's options
