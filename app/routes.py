@@ -45,6 +45,11 @@ def _reject_parameters() -> None:
     (Flask, when the body is read), 415 for another content type, 400 for the rest.
     """
     data = request.get_data()
+    # Werkzeug cuts a body sent without Content-Length (chunked) at the limit, silently:
+    # whatever follows the cut makes it too large.
+    cut_at_limit = request.content_length is None and len(data) >= current_app.config["MAX_CONTENT_LENGTH"]
+    if cut_at_limit and request.environ["wsgi.input"].read(1):
+        abort(413)
     if not data:
         return
     if not request.is_json:

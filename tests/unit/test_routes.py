@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 import uuid
 from datetime import UTC, datetime
@@ -92,6 +93,16 @@ def test_healthz_answers_ok(client: FlaskClient) -> None:
     assert (response.status_code, response.json) == (200, {"status": "ok"})
 
 
+def chunked(size: int) -> dict[str, object]:
+    """Keyword arguments for the test client: a `size`-byte "{}   ..." body sent without Content-Length."""
+    return {
+        "input_stream": io.BytesIO(b"{}" + b" " * (size - 2)),
+        "content_type": "application/json",
+        "headers": {"Transfer-Encoding": "chunked"},
+        "environ_overrides": {"wsgi.input_terminated": True},  # as gunicorn and Werkzeug's server set it
+    }
+
+
 @pytest.mark.parametrize(
     ("body", "status", "message"),
     [
@@ -109,8 +120,17 @@ def test_healthz_answers_ok(client: FlaskClient) -> None:
             413,
             "The data value transmitted exceeds the capacity limit.",
         ),
+        (chunked(16 * 1024 + 1), 413, "The data value transmitted exceeds the capacity limit."),
     ],
-    ids=["unknown-parameter", "not-an-object", "malformed-json", "nested-too-deep", "form-encoded", "oversized"],
+    ids=[
+        "unknown-parameter",
+        "not-an-object",
+        "malformed-json",
+        "nested-too-deep",
+        "form-encoded",
+        "oversized",
+        "oversized-chunked",
+    ],
 )
 def test_bad_post_body_is_4xx_json_and_queues_nothing(
     app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch, body: dict[str, object], status: int, message: str
@@ -125,8 +145,13 @@ def test_bad_post_body_is_4xx_json_and_queues_nothing(
 
 @pytest.mark.parametrize(
     "body",
-    [{}, {"json": {}}, {"data": "{}" + " " * (16 * 1024 - 2), "content_type": "application/json"}],
-    ids=["no-body", "empty-object", "largest-accepted"],
+    [
+        {},
+        {"json": {}},
+        {"data": "{}" + " " * (16 * 1024 - 2), "content_type": "application/json"},
+        chunked(16 * 1024),
+    ],
+    ids=["no-body", "empty-object", "largest-accepted", "largest-accepted-chunked"],
 )
 def test_post_accepts_no_body_or_an_empty_object(client: FlaskClient, body: dict[str, object]) -> None:
     """The two bodies the sample task can take are accepted."""
