@@ -29,8 +29,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def start_worker() -> subprocess.Popen[bytes]:
     """The same worker as `celery -A celery_worker.celery worker`, with its config file."""
     command = [sys.executable, "-m", "celery", "-A", "celery_worker.celery", "worker", "--loglevel=info"]
-    # From this file's folder, where `celery_worker` can be imported, wherever cli.py ran from.
-    return subprocess.Popen(command, cwd=Path(__file__).resolve().parent)
+    # In this process's folder, so that relative paths (--config, ./var) mean the same to
+    # both processes; `celery_worker` imports from this file's folder wherever that is.
+    path = [str(Path(__file__).resolve().parent), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return subprocess.Popen(command, env={**os.environ, "PYTHONPATH": os.pathsep.join(path)})
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -7,9 +7,7 @@ from typing import Any
 from celery import Celery, Task
 from flask import Flask, appcontext_popped, appcontext_pushed, current_app, has_app_context
 
-from app.results import PublisherRedisBackend
-
-_PUBLISHER_REDIS = f"{PublisherRedisBackend.__module__}:{PublisherRedisBackend.__name__}"
+from app.results import PublisherRedisBackend, PublisherSentinelBackend
 
 # Defaults a production user of RabbitMQ + Redis expects; the config file overrides any.
 CELERY_DEFAULTS: dict[str, Any] = {
@@ -40,7 +38,14 @@ CELERY_DEFAULTS: dict[str, Any] = {
     "redis_socket_connect_timeout": 1,
     "redis_socket_timeout": 2,
     # Redis result backends that don't subscribe to every task sent (app/results.py).
-    "override_backends": {"redis": _PUBLISHER_REDIS, "rediss": _PUBLISHER_REDIS},
+    "override_backends": {
+        scheme: f"{backend.__module__}:{backend.__name__}"
+        for scheme, backend in [
+            ("redis", PublisherRedisBackend),
+            ("rediss", PublisherRedisBackend),
+            ("sentinel", PublisherSentinelBackend),
+        ]
+    },
 }
 
 

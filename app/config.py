@@ -37,7 +37,8 @@ ENV_OVERRIDES: dict[str, tuple[str | None, str]] = {
 }
 TOP_LEVEL_KEYS = frozenset({"secret_key", "port", "sample_task_seconds", "celery"})
 # Celery accepts any key silently, so a typo (``brokerurl``) would fall back to a default.
-CELERY_SETTINGS = frozenset(key for key in DEFAULTS if key.islower())
+# ``override_backends`` is read by Celery's loader but missing from its table of defaults.
+CELERY_SETTINGS = frozenset(key for key in DEFAULTS if key.islower()) | {"override_backends"}
 REQUIRED_CELERY_SETTINGS = ("broker_url", "result_backend")
 _ENV_VARIABLE_FOR = {".".join(filter(None, place)): name for name, place in ENV_OVERRIDES.items()}
 _REQUIRED = object()

@@ -54,8 +54,9 @@ def service_urls(request: pytest.FixtureRequest) -> Iterator[services.Services]:
 
 
 @pytest.fixture(scope="session")
-def fault_containers() -> Iterator[Future[services.Containers]]:
+def fault_containers(request: pytest.FixtureRequest) -> Iterator[Future[services.Containers]]:
     """A RabbitMQ and a Redis for the fault tests alone, to pause and restart; starting in the background."""
+    require_docker(request, "fault tests need containers they may break: start Docker")
     with ExitStack() as stack, ThreadPoolExecutor(1) as pool:  # the pool joins, then the stack removes them
         yield pool.submit(stack.enter_context, services.containers(fixed_ports=True, redis_password=REDIS_PASSWORD))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import os
 import socket
+import threading
 import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 # (.ci/build-offline-images).
 RABBITMQ_IMAGE = os.environ.get("TEST_RABBITMQ_IMAGE", "rabbitmq:4")
 REDIS_IMAGE = os.environ.get("TEST_REDIS_IMAGE", "redis:7")
+# Containers start from several threads (side by side, and the fault tests' in the background).
+_REAPER_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -92,9 +95,14 @@ def containers(fixed_ports: bool = False, redis_password: str | None = None) -> 
     from testcontainers.community.rabbitmq import RabbitMqContainer
     from testcontainers.community.redis import RedisContainer
     from testcontainers.core.config import testcontainers_config
+    from testcontainers.core.container import Reaper
 
-    # Probe readiness every 0.2 s, not every second; the limit stays 120 s.
-    testcontainers_config.sleep_time, testcontainers_config.max_tries = 0.2, 600
+    if "TC_POOLING_INTERVAL" not in os.environ and "TC_MAX_TRIES" not in os.environ:
+        # Probe readiness every 0.2 s, not every second; the limit stays 120 s.
+        testcontainers_config.sleep_time, testcontainers_config.max_tries = 0.2, 600
+    if not testcontainers_config.ryuk_disabled:
+        with _REAPER_LOCK:  # testcontainers starts its Ryuk container unguarded: once, before any thread
+            Reaper.get_instance()
 
     rabbitmq, redis = RabbitMqContainer(RABBITMQ_IMAGE), RedisContainer(REDIS_IMAGE, password=redis_password)
     # A node name that needs no lookup of the container's host name: boots 0.7 s sooner.

@@ -29,7 +29,6 @@ from tests.integration.conftest import (
     WriteConfig,
     cli_worker,
     create_app_from,
-    require_docker,
     wait_for_state,
 )
 from tests.tasks import context_probe, stubborn_task
@@ -38,9 +37,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def own(request: pytest.FixtureRequest, fault_containers: Future[services.Containers]) -> services.Containers:
+def own(fault_containers: Future[services.Containers]) -> services.Containers:
     """A RabbitMQ and a Redis of this module's own, to pause and restart."""
-    require_docker(request, "fault tests need containers they may break: start Docker")
     return fault_containers.result()
 
 

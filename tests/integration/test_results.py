@@ -33,9 +33,12 @@ def test_get_still_receives_the_result(
 ) -> None:
     """AsyncResult.get() subscribes when it starts waiting, so it misses no result."""
     monkeypatch.setitem(app.config, "SAMPLE_TASK_SECONDS", seconds)
+    celery = app.extensions["celery"]
     with app.app_context():
-        result: AsyncResult = app.extensions["celery"].tasks[sample_task.name].delay()
+        result: AsyncResult = celery.tasks[sample_task.name].delay()
+        # Watched through another AsyncResult: reading `result.state` would cache the
+        # result in `result`, and get() would answer from that cache.
         deadline = time.monotonic() + 30
-        while not seconds and result.state != "SUCCESS" and time.monotonic() < deadline:
+        while not seconds and celery.AsyncResult(result.id).state != "SUCCESS" and time.monotonic() < deadline:
             time.sleep(0.05)  # stored before get() subscribes
         assert result.get(timeout=30) is not None

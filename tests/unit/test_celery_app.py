@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from celery.backends.redis import RedisBackend
 from flask import Flask, g
 
 from app import create_app
-from app.results import PublisherRedisBackend
+from app.results import PublisherRedisBackend, PublisherSentinelBackend
 from app.tasks import sample_task
 from tests.tasks import context_probe, failing_task
 from tests.unit.conftest import IN_MEMORY_CONFIG, WriteConfig
@@ -32,14 +33,30 @@ def test_safe_defaults_apply_and_the_file_overrides_them(write_config: WriteConf
     assert {key: conf[key] for key in expected} == expected
 
 
-@pytest.mark.parametrize("scheme", ["redis", "rediss"])
-def test_redis_result_backends_do_not_subscribe_on_send(write_config: WriteConfig, scheme: str) -> None:
-    """A Redis result backend URL gets the backend that sends without subscribing."""
-    celery = {**IN_MEMORY_CONFIG["celery"], "result_backend": f"{scheme}://127.0.0.1:6379/0"}
+@pytest.mark.parametrize(
+    ("scheme", "backend_class"),
+    [("redis", PublisherRedisBackend), ("rediss", PublisherRedisBackend), ("sentinel", PublisherSentinelBackend)],
+    ids=["redis", "rediss", "sentinel"],
+)
+def test_redis_result_backends_do_not_subscribe_on_send(
+    write_config: WriteConfig, scheme: str, backend_class: type
+) -> None:
+    """A Redis result backend sends without subscribing (nothing listens on port 1: Celery's would fail)."""
+    celery = {**IN_MEMORY_CONFIG["celery"], "result_backend": f"{scheme}://127.0.0.1:1/0"}
     if scheme == "rediss":
         celery["redis_backend_use_ssl"] = {"ssl_cert_reqs": "required"}
     write_config({**IN_MEMORY_CONFIG, "celery": celery})
-    assert type(create_app().extensions["celery"].backend) is PublisherRedisBackend
+    backend = create_app().extensions["celery"].backend
+    assert type(backend) is backend_class
+    assert backend.on_task_call(None, "some-task-id") == {}
+    assert backend.result_consumer.subscribed_to == set()
+
+
+def test_the_file_can_restore_celerys_redis_backend(write_config: WriteConfig) -> None:
+    """`override_backends: {}` under `celery:` gives Celery's own Redis backend back."""
+    celery = {**IN_MEMORY_CONFIG["celery"], "result_backend": "redis://127.0.0.1:1/0", "override_backends": {}}
+    write_config({**IN_MEMORY_CONFIG, "celery": celery})
+    assert type(create_app().extensions["celery"].backend) is RedisBackend
 
 
 def test_task_runs_inside_the_app_context(app: Flask) -> None:

@@ -55,11 +55,11 @@ def test_worker_option_starts_and_stops_a_celery_worker(
 ) -> None:
     """--worker runs `celery -A celery_worker.celery worker` beside the server, stopped after it."""
     write_config()
-    started: list[tuple[list[str], Path]] = []
+    started: list[tuple[list[str], str]] = []
 
     class FakeWorker:
-        def __init__(self, command: list[str], cwd: Path) -> None:
-            started.append((command, cwd))
+        def __init__(self, command: list[str], env: dict[str, str]) -> None:
+            started.append((command, env["PYTHONPATH"]))
             self.stopped = False
 
         def terminate(self) -> None:
@@ -70,10 +70,11 @@ def test_worker_option_starts_and_stops_a_celery_worker(
             return 0
 
     monkeypatch.setattr(cli.subprocess, "Popen", FakeWorker)
+    monkeypatch.delenv("PYTHONPATH", raising=False)
     cli.main(["--worker"])
-    # From the repository root, where `celery_worker` imports, wherever cli.py was started.
+    # In this process's folder, with the repository importable wherever cli.py was started.
     command = [sys.executable, "-m", "celery", "-A", "celery_worker.celery", "worker", "--loglevel=info"]
-    assert started == [(command, ROOT)]
+    assert started == [(command, str(ROOT))]
     assert len(runs) == 1
 
 
