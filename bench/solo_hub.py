@@ -7,6 +7,8 @@ nothing until that ack: the worker then runs about 3 tasks a second (kombu#1587,
 celery#7718, both open). Whether it happens depends on the order of a set, so a
 process is either fast or slow throughout; the patch makes every one fast. Both variants
 of the solo benchmark load it (`--include=bench.solo_hub`); real workers use prefork.
+A broker reconnection replaces the poller (`hub.reset()`) and undoes the patch; the
+benchmark's workers never reconnect.
 """
 
 from typing import Any

@@ -52,8 +52,8 @@ def drain_rate(variant: str, pool: str, env: dict[str, str], client: Celery, tas
             for _ in range(tasks):
                 client.send_task(NOOP, queue=queue, producer=producer)
         last = client.send_task(NOOP, queue=queue, ignore_result=False)
-        # Polled, not last.get(): a result published before the client's pub/sub
-        # subscription took effect would leave get() waiting forever.
+        # Polled, not last.get(): the stored state needs no pub/sub subscription, whose
+        # SUBSCRIBE and GET travel on two connections that Redis may serve in either order.
         deadline = time.monotonic() + 300
         while not last.ready():
             assert time.monotonic() < deadline, f"{variant} ({pool}) did not drain {tasks} tasks in 300 s"
