@@ -36,6 +36,11 @@ def test_generated_service_has_its_package_and_passes_its_unit_tests(tmp_path: P
     )
     assert tests.returncode == 0, tests.stdout[-3000:]
     assert re.search(r"\d+ passed", tests.stdout)
+    for lint in (["ruff", "check", "."], ["ruff", "format", "--check", "."], ["mypy"]):
+        done = subprocess.run([sys.executable, "-m", *lint], cwd=destination, capture_output=True, text=True)
+        assert done.returncode == 0, f"{lint}: {done.stdout[-3000:]}{done.stderr[-1000:]}"
+    readme = (destination / "README.md").read_text()
+    assert "new_service" not in readme
 
 
 @pytest.mark.parametrize(
