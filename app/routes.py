@@ -23,7 +23,7 @@ def _celery() -> Celery:
     return celery_app
 
 
-@bp.post("/")
+@bp.post("/", strict_slashes=False)  # `POST /task` too: a redirect would be an HTML page
 def start_task() -> tuple[dict[str, Any], int, dict[str, str]]:
     """Queue the sample task; answer its id and where to follow it."""
     _reject_parameters()

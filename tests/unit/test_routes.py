@@ -158,6 +158,12 @@ def test_post_accepts_no_body_or_an_empty_object(client: FlaskClient, body: dict
     assert client.post("/task/", **body).status_code == 202
 
 
+def test_post_without_the_trailing_slash_is_served_not_redirected(client: FlaskClient) -> None:
+    """`POST /task` queues the task as `POST /task/` does: no redirect, whose body is HTML."""
+    response = client.post("/task")
+    assert (response.status_code, response.is_json) == (202, True)
+
+
 def test_openapi_description_covers_every_route(app: Flask, client: FlaskClient) -> None:
     """GET /openapi.json describes every route and method the app serves (but itself)."""
     spec = client.get("/openapi.json").json
