@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -46,14 +47,28 @@ def main(argv: Sequence[str] | None = None) -> None:
     # With --debug the reloader re-runs this file in a child (WERKZEUG_RUN_MAIN set);
     # only the outer process starts the worker, so there is exactly one.
     worker = start_worker() if args.worker and not os.environ.get("WERKZEUG_RUN_MAIN") else None
+    exit_status = [0]  # 1 once the worker has died
     # SIGTERM (docker stop, systemd) must also run the `finally` that stops the worker.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(exit_status[0]))
+    stopping = threading.Event()
+    if worker:
+        threading.Thread(target=_stop_if_worker_dies, args=(worker, stopping, exit_status), daemon=True).start()
     try:
         app.run(host=args.host, port=args.port or app.config["PORT"], debug=args.debug)
     finally:
+        stopping.set()
         if worker:
             worker.terminate()
             worker.wait()
+
+
+def _stop_if_worker_dies(worker: subprocess.Popen[bytes], stopping: threading.Event, exit_status: list[int]) -> None:
+    """Without its worker the server would queue tasks that never run: stop it too, saying why."""
+    status = worker.wait()
+    if not stopping.is_set():
+        print(f"error: the worker exited (status {status}); stopping the server", file=sys.stderr)
+        exit_status[0] = 1
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -60,13 +61,13 @@ def test_worker_option_starts_and_stops_a_celery_worker(
     class FakeWorker:
         def __init__(self, command: list[str], env: dict[str, str]) -> None:
             started.append((command, env["PYTHONPATH"]))
-            self.stopped = False
+            self.stopped = threading.Event()
 
         def terminate(self) -> None:
-            self.stopped = True
+            self.stopped.set()
 
         def wait(self) -> int:
-            assert self.stopped
+            assert self.stopped.wait(timeout=10)  # runs until the server stops it
             return 0
 
     monkeypatch.setattr(cli.subprocess, "Popen", FakeWorker)
@@ -98,8 +99,8 @@ def test_bad_config_exits_2_with_one_line(tmp_path: Path, command: list[str]) ->
     )
 
 
-def test_sigterm_stops_the_server_and_its_worker(tmp_path: Path) -> None:
-    """`docker stop` or systemd sends SIGTERM: the --worker child must not outlive the server."""
+def start_with_worker(tmp_path: Path) -> subprocess.Popen[str]:
+    """`cli.py --worker` on an embedded broker and backend in `tmp_path`."""
     folders = {name: tmp_path / name for name in ("queue", "control", "results")}
     for folder in folders.values():
         folder.mkdir()
@@ -112,12 +113,31 @@ def test_sigterm_stops_the_server_and_its_worker(tmp_path: Path) -> None:
     path = tmp_path / "api-config.yaml"
     path.write_text(yaml.safe_dump({"secret_key": "s", "port": free_port(), "celery": celery}))
     path.chmod(0o600)
-    server = subprocess.Popen([sys.executable, "cli.py", "--worker", "--config", str(path)], cwd=ROOT)
+    command = [sys.executable, "cli.py", "--worker", "--config", str(path)]
+    return subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+
+
+def test_sigterm_stops_the_server_and_its_worker(tmp_path: Path) -> None:
+    """`docker stop` or systemd sends SIGTERM: the --worker child must not outlive the server."""
+    server = start_with_worker(tmp_path)
     try:
         worker = wait_for_child(psutil.Process(server.pid))
         server.send_signal(signal.SIGTERM)
-        assert server.wait(timeout=60) == 0
+        server.communicate(timeout=60)
+        assert server.returncode == 0
         assert not worker.is_running() or worker.status() == psutil.STATUS_ZOMBIE
+    finally:
+        server.kill()
+
+
+def test_a_dead_worker_stops_the_server(tmp_path: Path) -> None:
+    """If the --worker child dies, the server stops too (status 1, saying why): no task waits forever."""
+    server = start_with_worker(tmp_path)
+    try:
+        wait_for_child(psutil.Process(server.pid)).kill()
+        _, stderr = server.communicate(timeout=60)
+        assert server.returncode == 1
+        assert "error: the worker exited (status -9); stopping the server" in stderr
     finally:
         server.kill()
 
