@@ -6,6 +6,7 @@ containers from testcontainers; else none (the tier skips, or fails under CI).
 
 from __future__ import annotations
 
+import functools
 import gc
 import os
 import socket
@@ -45,6 +46,7 @@ def from_environment() -> Services | None:
     return None
 
 
+@functools.cache  # asked by the pytest header and several fixtures: probe once per process
 def docker_unavailable_reason() -> str | None:
     """Why testcontainers cannot run here, or None when a Docker engine answers."""
     reason = _ping_docker()

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from celery.result import AsyncResult
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app.tasks import sample_task
+from app.tasks import sample_task, submit
+from tests.integration.conftest import wait_for_state
 
 pytestmark = pytest.mark.integration
 
@@ -35,10 +34,10 @@ def test_get_still_receives_the_result(
     monkeypatch.setitem(app.config, "SAMPLE_TASK_SECONDS", seconds)
     celery = app.extensions["celery"]
     with app.app_context():
-        result: AsyncResult = celery.tasks[sample_task.name].delay()
-        # Watched through another AsyncResult: reading `result.state` would cache the
-        # result in `result`, and get() would answer from that cache.
-        deadline = time.monotonic() + 30
-        while not seconds and celery.AsyncResult(result.id).state != "SUCCESS" and time.monotonic() < deadline:
-            time.sleep(0.05)  # stored before get() subscribes
-        assert result.get(timeout=30) is not None
+        task_id = submit(celery.tasks[sample_task.name])
+    if not seconds:
+        # Stored before get() subscribes. Watched over HTTP: reading a result's state
+        # caches it in that AsyncResult, whose get() would then answer from the cache.
+        wait_for_state(client, f"/task/{task_id}", "SUCCESS")
+    result: AsyncResult = celery.AsyncResult(task_id)
+    assert result.get(timeout=30) is not None
