@@ -10,7 +10,12 @@ import pytest
 
 # freezegun would also freeze the clocks of kombu and Celery: result waits would never
 # time out and AMQP heartbeats would stop. Only the code under test sees frozen time.
-freezegun.configure(extend_ignore_list=["kombu", "celery", "amqp", "redis", "billiard", "vine"])
+# And on each freeze it reads every attribute of every module it does not ignore, which
+# runs lazy module attributes: testcontainers' config answers one by calling
+# docker.from_env(), which tries to reach a Docker engine.
+freezegun.configure(
+    extend_ignore_list=["kombu", "celery", "amqp", "redis", "billiard", "vine", "testcontainers", "docker"]
+)
 
 # Variables the app or Celery's test worker read; a developer's shell must not leak them
 # into tests (TEST_BROKER would silently redirect the embedded worker's connection).

@@ -7,16 +7,15 @@ containers from testcontainers; else none (the tier skips, or fails under CI).
 from __future__ import annotations
 
 import functools
-import gc
 import os
 import socket
 import threading
-import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from testcontainers.core.container import DockerContainer
@@ -49,24 +48,34 @@ def from_environment() -> Services | None:
 @functools.cache  # asked by the pytest header and several fixtures: probe once per process
 def docker_unavailable_reason() -> str | None:
     """Why testcontainers cannot run here, or None when a Docker engine answers."""
-    reason = _ping_docker()
-    # docker-py leaves the socket of a refused connection to the garbage collector;
-    # collect it now, quietly, instead of as a ResourceWarning in some later test.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
-    return reason
-
-
-def _ping_docker() -> str | None:
+    host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
     try:
+        _connect_to_docker_engine(host)
         import docker
 
         with closing(docker.from_env(timeout=3)) as client:
             client.ping()
     except Exception as error:  # docker raises several unrelated types when no engine runs
-        return f"no Docker engine ({type(error).__name__}: {error})"
+        return f"no Docker engine at {host} ({type(error).__name__}: {error})"
     return None
+
+
+def _connect_to_docker_engine(host: str) -> None:
+    """Raise OSError unless the engine's socket accepts a connection.
+
+    docker-py never closes the socket of a connection the engine refused
+    (``UnixHTTPConnection.connect`` in docker/transport/unixconn.py): it would be
+    collected later, as a ResourceWarning that ``filterwarnings = error`` pins on
+    whichever test is running. This probe's socket is closed whatever happens.
+    """
+    url = urlsplit(host)
+    if url.scheme == "unix":
+        with socket.socket(socket.AF_UNIX) as probe:
+            probe.settimeout(3)
+            probe.connect(url.path)
+    elif url.scheme == "tcp" and url.hostname:
+        socket.create_connection((url.hostname, url.port or 2375), timeout=3).close()
+    # Other schemes (ssh://, npipe://) are left to docker-py.
 
 
 def describe() -> str:

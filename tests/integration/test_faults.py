@@ -13,13 +13,13 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
 import pytest
 from celery.worker import WorkController
 from flask import Flask
 from flask.testing import FlaskClient
-from testcontainers.core.container import DockerContainer
 from werkzeug.test import TestResponse
 
 from app.tasks import sample_task, submit
@@ -32,6 +32,9 @@ from tests.integration.conftest import (
     wait_for_state,
 )
 from tests.tasks import context_probe, stubborn_task
+
+if TYPE_CHECKING:  # imported where containers start: a run without Docker never loads testcontainers
+    from testcontainers.core.container import DockerContainer
 
 pytestmark = pytest.mark.integration
 
