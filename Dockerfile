@@ -9,7 +9,7 @@ RUN python3 -m venv /venv
 COPY requirements.txt /app/requirements.txt
 RUN pip install --no-cache-dir -r /app/requirements.txt
 COPY app /app/app
-COPY celery_worker.py /app/
+COPY celery_worker.py gunicorn.conf.py /app/
 WORKDIR /app
 
 # Never root: a compromised task or request gets an unprivileged account.

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import random
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+
 import nox
 
 nox.needs_version = ">=2024.3.2"
 nox.options.sessions = ["lint", "tests"]
 nox.options.reuse_venv = "yes"
+
+
+UNIT_TIER = "not integration and not template"
 
 
 def install(session: nox.Session) -> None:
@@ -24,7 +31,7 @@ def tests(session: nox.Session) -> None:
 def unit(session: nox.Session) -> None:
     """The eager unit tier only: no services, a few seconds (the template test is left out)."""
     install(session)
-    session.run("pytest", "-m", "not integration and not template", *session.posargs)
+    session.run("pytest", "-m", UNIT_TIER, *session.posargs)
 
 
 @nox.session
@@ -32,6 +39,31 @@ def integration(session: nox.Session) -> None:
     """The integration tier only: a real broker, result backend and worker."""
     install(session)
     session.run("pytest", "-m", "integration", *session.posargs)
+
+
+@nox.session
+def repeat(session: nox.Session) -> None:
+    """The unit tier 20 times and the integration tier 3 times, each run in a new random order.
+
+    Prints each run's seed and, at the end, the failed runs: replay one with
+    `pytest -m ... --randomly-seed=SEED`.
+    """
+    install(session)
+    report = Path(session.create_tmp()) / "junit.xml"
+    failed: list[str] = []
+    for tier, marker, runs in (("unit", UNIT_TIER, 20), ("integration", "integration", 3)):
+        for run in range(1, runs + 1):
+            seed = random.randrange(2**32)
+            session.log(f"{tier} tier, run {run} of {runs}: --randomly-seed={seed}")
+            command = ["pytest", "-m", marker, "-q", f"--randomly-seed={seed}"]
+            # Exit status 1 (tests failed) is counted, not fatal; anything worse stops the session.
+            session.run(*command, f"--junitxml={report}", *session.posargs, success_codes=[0, 1])
+            suite = ElementTree.parse(report).getroot().find("testsuite")
+            if suite is None or int(suite.get("failures", 0)) + int(suite.get("errors", 0)):
+                failed.append(f"{tier} tier, --randomly-seed={seed}")
+    session.log(f"{len(failed)} failed run(s) of 23" + "".join(f"\n  {run}" for run in failed))
+    if failed:
+        session.error("some runs failed")
 
 
 @nox.session

@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from celery.app.defaults import DEFAULTS
-
-from app.config_file import ConfigError, read_config_file
+from app.celery_settings import check_celery_settings
+from app.config_file import ConfigError, read_config_file, type_name
 
 __all__ = ["ConfigError", "load_config"]
 
@@ -36,22 +35,9 @@ ENV_OVERRIDES: dict[str, tuple[str | None, str]] = {
     "CELERY_RESULT_BACKEND": ("celery", "result_backend"),
 }
 TOP_LEVEL_KEYS = frozenset({"secret_key", "port", "sample_task_seconds", "celery"})
-# Celery accepts any key silently, so a typo (``brokerurl``) would fall back to a default.
-# ``override_backends`` is read by Celery's loader but missing from its table of defaults.
-CELERY_SETTINGS = frozenset(key for key in DEFAULTS if key.islower()) | {"override_backends"}
 REQUIRED_CELERY_SETTINGS = ("broker_url", "result_backend")
 _ENV_VARIABLE_FOR = {".".join(filter(None, place)): name for name, place in ENV_OVERRIDES.items()}
 _REQUIRED = object()
-
-_TYPE_NAMES = {
-    bool: "a boolean",
-    int: "an integer",
-    float: "a number",
-    str: "a string",
-    list: "a list",
-    dict: "a mapping",
-    type(None): "an empty value",
-}
 
 
 def config_path(environ: Mapping[str, str]) -> Path:
@@ -64,11 +50,13 @@ def load_config(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     path = config_path(environ)
     in_file = read_config_file(path)
     data = apply_env_overrides(in_file, environ)
-    _reject_unknown(path, data, TOP_LEVEL_KEYS, prefix="")
+    for key in data:
+        if key not in TOP_LEVEL_KEYS:
+            raise ConfigError(path, key, "unknown key (a typo?)")
     celery = _get(path, data, "celery", dict, "a mapping of Celery settings")
-    _reject_unknown(path, celery, CELERY_SETTINGS, prefix="celery.")
     for key in REQUIRED_CELERY_SETTINGS:
         _get(path, celery, key, str, "a non-empty string", prefix="celery.")
+    check_celery_settings(path, celery)
     port = _get(path, data, "port", int, "an integer", default=8080)
     if not 1 <= port <= 65535:
         raise ConfigError(path, "port", f"expected a TCP port from 1 to 65535, got {port}")
@@ -114,12 +102,6 @@ def _warn_if_readable_by_all(path: Path, in_file: Mapping[str, Any]) -> None:
         logger.warning("config file %s holds secrets but any user can read it: chmod o-r %s", path, path)
 
 
-def _reject_unknown(path: Path, data: Mapping[str, Any], known: frozenset[str], prefix: str) -> None:
-    for key in data:
-        if key not in known:
-            raise ConfigError(path, f"{prefix}{key}", "unknown key (a typo?)")
-
-
 def _get(
     path: Path,
     data: Mapping[str, Any],
@@ -138,9 +120,5 @@ def _get(
     value = data[key]
     # bool is an int in Python, but `port: true` is a mistake, not port 1.
     if isinstance(value, bool) or not isinstance(value, kind) or value == "":
-        raise ConfigError(path, name, f"expected {expected}, got {_type_name(value)}")
+        raise ConfigError(path, name, f"expected {expected}, got {type_name(value)}")
     return value
-
-
-def _type_name(value: Any) -> str:
-    return "an empty string" if value == "" else _TYPE_NAMES.get(type(value), type(value).__name__)

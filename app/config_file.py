@@ -9,6 +9,18 @@ from typing import Any
 
 import yaml
 
+# How an error names the type of a value read from the file.
+TYPE_NAMES: dict[type, str] = {
+    bool: "a boolean",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    bytes: "binary data",
+    list: "a list",
+    dict: "a mapping",
+    type(None): "an empty value",
+}
+
 
 class ConfigError(Exception):
     """The configuration cannot be used; the message names the file and the key."""
@@ -40,3 +52,8 @@ def read_config_file(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(path, None, "expected a mapping of keys to values at the top level")
     return data
+
+
+def type_name(value: Any) -> str:
+    """``value``'s type, as an error message names it."""
+    return "an empty string" if value == "" else TYPE_NAMES.get(type(value), type(value).__name__)

@@ -1,4 +1,4 @@
-"""The entrypoints: `python cli.py` and `celery -A celery_worker.celery worker`."""
+"""The entrypoints: `python cli.py`, `celery -A celery_worker.celery worker` and gunicorn."""
 
 from __future__ import annotations
 
@@ -80,23 +80,35 @@ def test_worker_option_starts_and_stops_a_celery_worker(
 
 
 @pytest.mark.parametrize(
-    "command",
-    [[sys.executable, "cli.py"], [sys.executable, "-m", "celery", "-A", "celery_worker.celery", "worker"]],
-    ids=["cli", "celery-worker"],
+    ("content", "error"),
+    [
+        ("celery: {}", "key 'celery.broker_url': missing required key (or set CELERY_BROKER_URL)"),
+        (
+            "celery: {broker_url: 'memory://', result_backend: 'cache+memory://', worker_prefetch_multiplier: lots}",
+            "key 'celery.worker_prefetch_multiplier': expected an integer, got a string",
+        ),
+    ],
+    ids=["missing-key", "wrong-type"],
 )
-def test_bad_config_exits_2_with_one_line(tmp_path: Path, command: list[str]) -> None:
+@pytest.mark.parametrize(
+    "command",
+    [
+        [sys.executable, "cli.py"],
+        [sys.executable, "-m", "celery", "-A", "celery_worker.celery", "worker"],
+        [sys.executable, "-m", "gunicorn", "app:create_app()"],  # reads ./gunicorn.conf.py
+    ],
+    ids=["cli", "celery-worker", "gunicorn"],
+)
+def test_bad_config_exits_2_with_one_line(tmp_path: Path, command: list[str], content: str, error: str) -> None:
     """Both entrypoints stop on a bad config with status 2 and one line, no traceback."""
     path = tmp_path / "api-config.yaml"
-    path.write_text("secret_key: x\ncelery: {}\n")
+    path.write_text(f"secret_key: x\n{content}\n")
     path.chmod(0o600)  # no permission warning: the one line is the error
     # This process's environment (coverage measures subprocesses through it), with the
     # app's own variables replaced.
     env = {**os.environ, "FLASK_CONFIG": str(path)}
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 2
-    assert done.stderr == (
-        f"error: config error in {path}, key 'celery.broker_url': missing required key (or set CELERY_BROKER_URL)\n"
-    )
+    assert (done.returncode, done.stderr) == (2, f"error: config error in {path}, {error}\n")
 
 
 def start_with_worker(tmp_path: Path) -> subprocess.Popen[str]:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import copy
 import datetime
+import json
 import math
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from app.celery_app import CELERY_DEFAULTS
 from app.config import ConfigError, load_config
 from tests.unit.conftest import IN_MEMORY_CONFIG, WriteConfig
 
@@ -85,6 +87,37 @@ def test_other_celery_settings_pass_through(write_config: WriteConfig) -> None:
     path = write_config(celery_with(task_default_queue="work", worker_concurrency=3))
     celery = load_config({"FLASK_CONFIG": str(path)})["CELERY"]
     assert celery["task_default_queue"] == "work" and celery["worker_concurrency"] == 3
+
+
+WELL_TYPED_CELERY_SETTINGS = {
+    "worker_prefetch_multiplier": 4,
+    "worker_max_tasks_per_child": None,
+    "task_soft_time_limit": 2.5,
+    "task_time_limit": 5,
+    "broker_heartbeat_checkrate": 2.0,
+    "broker_use_ssl": {"cert_reqs": 2},
+    "include": "tests.tasks",
+    "imports": ["app.tasks"],
+    "task_default_priority": 5,
+    "task_default_delivery_mode": 2,
+    "task_default_rate_limit": "10/m",
+    "task_routes": {"app.tasks.*": {"queue": "work"}},
+    "security_key_password": b"binary",
+}
+
+
+@pytest.mark.parametrize(("key", "value"), WELL_TYPED_CELERY_SETTINGS.items(), ids=WELL_TYPED_CELERY_SETTINGS)
+def test_celery_settings_of_a_type_celery_uses_are_accepted(write_config: WriteConfig, key: str, value: Any) -> None:
+    """Values of Celery's declared type, of its default's type, or that Celery also takes, pass."""
+    path = write_config(config_with(celery={**IN_MEMORY_CONFIG["celery"], key: value}))
+    assert load_config({"FLASK_CONFIG": str(path)})["CELERY"][key] == value
+
+
+def test_factory_defaults_pass_the_check(write_config: WriteConfig) -> None:
+    """Every default the factory sets could be written in the file as it is."""
+    defaults = json.loads(json.dumps(CELERY_DEFAULTS))  # as a file holds them
+    path = write_config(config_with(celery={**defaults, **IN_MEMORY_CONFIG["celery"]}))
+    assert load_config({"FLASK_CONFIG": str(path)})["CELERY"]["task_acks_late"] is True
 
 
 @pytest.mark.parametrize(
@@ -190,6 +223,29 @@ BAD_FILES = [
         id="broker-url-list",
     ),
     pytest.param("a.yaml", celery_with(brokerurl="x"), "celery.brokerurl", "unknown key (a typo?)", id="celery-typo"),
+    *[
+        pytest.param(
+            "a.yaml",
+            config_with(celery={**IN_MEMORY_CONFIG["celery"], key: value}),
+            f"celery.{key}",
+            reason,
+            id=f"celery-{id_}",
+        )
+        for key, value, reason, id_ in [
+            ("worker_prefetch_multiplier", "lots", "expected an integer, got a string", "int-string"),
+            ("worker_prefetch_multiplier", True, "expected an integer, got a boolean", "int-boolean"),
+            ("worker_prefetch_multiplier", 1.5, "expected an integer, got a number", "int-float"),
+            ("worker_max_tasks_per_child", "10", "expected an integer or an empty value, got a string", "int-or-null"),
+            ("task_soft_time_limit", "5", "expected a number or an empty value, got a string", "float-string"),
+            ("task_acks_late", "yes", "expected a boolean, got a string", "bool-string"),
+            ("broker_transport_options", [], "expected a mapping, got a list", "dict-list"),
+            ("accept_content", "json", "expected a list, got a string", "list-string"),
+            ("include", 5, "expected a list or a string, got an integer", "tuple-int"),
+            ("worker_pool", None, "expected a string, got an empty value", "string-null"),
+            ("override_backends", "redis", "expected a mapping, got a string", "override-backends"),
+            ("security_key_password", "pw", "expected binary data or an empty value, got a string", "bytes"),
+        ]
+    ],
     pytest.param("a.yaml", config_with(secret="x"), "secret", "unknown key (a typo?)", id="top-level-typo"),
     pytest.param("a.yaml", config_with(port="8080"), "port", "expected an integer, got a string", id="port-string"),
     pytest.param("a.yaml", config_with(port=True), "port", "expected an integer, got a boolean", id="port-boolean"),

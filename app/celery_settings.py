@@ -1,0 +1,73 @@
+"""The file's ``celery`` section, checked against Celery's own table of settings.
+
+Celery takes any key and any value until it uses them: a typo (``brokerurl``) silently
+falls back to a default, and ``worker_prefetch_multiplier: "lots"`` lets the web app
+start, then kills the worker with a traceback. ``celery.app.defaults`` declares every
+setting and its type, so both mistakes stop every process at startup instead, with one
+line naming the file and the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from celery.app.defaults import NAMESPACES, Option, flatten
+
+from app.config_file import TYPE_NAMES, ConfigError, type_name
+
+# The Python types a YAML or JSON value may have, by the type Celery declares.
+_ACCEPTED: dict[str, tuple[type, ...]] = {
+    "bool": (bool,),
+    "int": (int,),
+    "float": (int, float),
+    "string": (str,),
+    "str": (str,),
+    "bytes": (bytes,),  # YAML's !!binary
+    "dict": (dict,),
+    "list": (list,),
+    # Files give lists; a single module name works too (Celery wraps it in a list).
+    "tuple": (list, str),
+}
+# Where Celery uses a setting more widely than its table declares.
+_ALSO_ACCEPTED: dict[str, tuple[type, ...]] = {
+    "broker_use_ssl": (dict,),  # SSL options, not only a switch
+    "task_default_priority": (int,),
+    "task_default_delivery_mode": (int,),  # 1 or 2 as well as "transient" or "persistent"
+    "task_default_rate_limit": (int, float),  # tasks a second, as well as "10/m"
+    "cassandra_port": (int,),
+}
+
+
+def _accepted_types(name: str, option: Option) -> tuple[type, ...] | None:
+    """What a file may give for setting ``name``; None: anything (Celery declares "any")."""
+    kind = option.type if isinstance(option.type, str) else option.type.__name__
+    if kind == "any":
+        return None
+    # The default's type too: `null` where the default is None (unset), a float for
+    # `broker_heartbeat_checkrate`, declared an int but 3.0 by default.
+    own_default = (type(option.default),) if type(option.default) in TYPE_NAMES else ()
+    return tuple(dict.fromkeys((*_ACCEPTED[kind], *own_default, *_ALSO_ACCEPTED.get(name, ()))))
+
+
+_SETTINGS = {name: _accepted_types(name, option) for name, option in flatten(NAMESPACES) if name.islower()}
+# Read by Celery's loader, but missing from its table.
+_SETTINGS["override_backends"] = (dict,)
+
+
+def check_celery_settings(path: Path, celery: Mapping[str, Any]) -> None:
+    """Raise ConfigError for a setting Celery does not know, or a value of a type it cannot use."""
+    for key, value in celery.items():
+        if key not in _SETTINGS:
+            raise ConfigError(path, f"celery.{key}", "unknown key (a typo?)")
+        if (accepted := _SETTINGS[key]) is None:
+            continue
+        # bool is an int in Python, but `worker_prefetch_multiplier: true` is a mistake.
+        if not isinstance(value, accepted) or (isinstance(value, bool) and bool not in accepted):
+            # "a number" says "an integer" too.
+            names = [
+                TYPE_NAMES.get(kind, kind.__name__) for kind in accepted if kind is not int or float not in accepted
+            ]
+            expected = " or ".join(names)
+            raise ConfigError(path, f"celery.{key}", f"expected {expected}, got {type_name(value)}")
