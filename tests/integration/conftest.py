@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
@@ -27,6 +28,9 @@ from tests import ROOT
 from tests.integration import services
 
 WriteConfig = Callable[..., Path]
+# Every queue, exchange and key the tests make on the services starts with this, so that
+# they meet nothing of anybody else's there and leave nothing behind (services.remove_run_data).
+RUN = f"flask-celery-factory-tests-{uuid.uuid4().hex[:8]}"
 # The fault tests' Redis requires it, and they check that no response or log shows it.
 REDIS_PASSWORD = "s3cret-redis-password"
 
@@ -70,14 +74,34 @@ def _start_fault_containers_early(request: pytest.FixtureRequest) -> None:
 
 
 @pytest.fixture(scope="session")
-def write_config(tmp_path_factory: pytest.TempPathFactory, service_urls: services.Services) -> WriteConfig:
-    """Write a config file for the services found, with changes; returns its path."""
+def run_queues(service_urls: services.Services) -> Iterator[set[str]]:
+    """The queues this run's configs name; when the run ends, all it made on the services goes."""
+    queues: set[str] = set()
+    yield queues
+    services.remove_run_data(service_urls, RUN, queues)
+
+
+@pytest.fixture(scope="session")
+def write_config(
+    tmp_path_factory: pytest.TempPathFactory, service_urls: services.Services, run_queues: set[str]
+) -> WriteConfig:
+    """Write a config file for the services found, with changes; returns its path.
+
+    Each config has a queue of its own; every name on the services starts with RUN.
+    """
 
     def write(name: str, **changes: Any) -> Path:
-        celery = {"broker_url": service_urls.broker_url, "result_backend": service_urls.result_backend}
-        data = {"secret_key": f"integration-{name}", "sample_task_seconds": 0, "celery": celery}
-        data["celery"].update(changes.pop("celery", {}))
-        data.update(changes)
+        celery = {
+            "broker_url": service_urls.broker_url,
+            "result_backend": service_urls.result_backend,
+            "task_default_queue": f"{RUN}.{name}",
+            "control_exchange": RUN,  # remote control and events: not the workers of the services' users
+            "event_exchange": f"{RUN}.events",
+            "result_backend_transport_options": {"global_keyprefix": f"{RUN}:"},
+            **changes.pop("celery", {}),
+        }
+        run_queues.add(celery["task_default_queue"])
+        data = {"secret_key": f"integration-{name}", "sample_task_seconds": 0, "celery": celery, **changes}
         path = tmp_path_factory.mktemp("config") / f"{name}.yaml"
         path.write_text(yaml.safe_dump(data))
         path.chmod(0o600)  # it holds a secret key
@@ -107,7 +131,6 @@ def app(write_config: WriteConfig) -> Flask:
 def embedded_worker(app: Flask) -> Iterator[WorkController]:
     """A worker thread serving `app`'s Celery app for the whole session."""
     celery_app: Celery = app.extensions["celery"]
-    celery_app.control.purge()  # messages a killed earlier run left on a shared broker
     # The heartbeat timer keeps the worker's event loop turning. Without it, with late acks
     # and a prefetch of 1, a task queued just after another finished waited for the loop's
     # next wake-up: 10 s (measured); with it, at most heartbeat_interval (kombu#1587).
@@ -120,12 +143,6 @@ def embedded_worker(app: Flask) -> Iterator[WorkController]:
         heartbeat_interval=0.5,
     ) as worker:
         yield worker
-
-
-def other_redis_db(url: str) -> str:
-    """The same Redis server as `url`, the next database number."""
-    base, _, db = url.rpartition("/")
-    return f"{base}/{int(db or 0) + 1}"
 
 
 def wait_for_state(client: FlaskClient, location: str, state: str, timeout: float = 30) -> dict[str, Any]:

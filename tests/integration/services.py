@@ -10,12 +10,14 @@ import functools
 import os
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
+
+import redis
 
 if TYPE_CHECKING:
     from testcontainers.core.container import DockerContainer
@@ -85,6 +87,22 @@ def describe() -> str:
     if (reason := docker_unavailable_reason()) is None:
         return f"integration services: testcontainers ({RABBITMQ_IMAGE}, {REDIS_IMAGE})"
     return f"integration services: none: no TEST_BROKER_URL / TEST_RESULT_BACKEND and {reason}"
+
+
+def remove_run_data(found: Services, prefix: str, queues: Iterable[str]) -> None:
+    """Delete what a run made on the services: its queues and exchanges, and its keys (all named `prefix...`)."""
+    from kombu import Connection
+
+    exchanges = [*queues, f"{prefix}.pidbox", f"reply.{prefix}.pidbox", f"{prefix}.events"]
+    with Connection(found.broker_url) as connection:
+        channel = connection.default_channel
+        for queue in queues:
+            channel.queue_delete(queue)
+        for exchange in exchanges:  # each queue's own exchange (Celery's default), remote control, events
+            channel.exchange_delete(exchange)
+    with redis.Redis.from_url(found.result_backend) as backend:
+        for key in backend.scan_iter(match=f"{prefix}*"):
+            backend.delete(key)
 
 
 @dataclass(frozen=True)

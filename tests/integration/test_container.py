@@ -39,7 +39,7 @@ def image(request: pytest.FixtureRequest) -> Iterator[docker.DockerClient]:
 
 def test_image_serves_the_api_and_runs_tasks(image: docker.DockerClient, write_config: WriteConfig) -> None:
     """gunicorn in the image answers and is healthy; a worker from the same image runs the task."""
-    path = write_config("container", celery={"task_default_queue": "container"})
+    path = write_config("container")
     path.chmod(0o644)  # read by the image's own unprivileged user
     port = services.free_port()
     # Host networking: the services and the published API stay on this machine's loopback.

@@ -13,8 +13,8 @@ pytestmark = pytest.mark.integration
 
 def test_celery_cli_worker_serves_posted_tasks(write_config: WriteConfig, tmp_path: Path) -> None:
     """A worker started by Celery's CLI from the same config file runs what the API queues, and logs it."""
-    # Its own queue, so that the embedded worker cannot take the task instead.
-    path = write_config("entrypoint", celery={"task_default_queue": "entrypoint"})
+    # Its own config, so its own queue: the embedded worker cannot take the task instead.
+    path = write_config("entrypoint")
     log = tmp_path / "worker.log"
     with cli_worker(path, log, "--loglevel=info"):
         client = create_app_from(path).test_client()

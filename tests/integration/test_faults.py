@@ -121,10 +121,11 @@ def test_broker_restart_loses_no_queued_task(
 ) -> None:
     """RabbitMQ crashes with tasks queued and comes back: none is lost; the worker reconnects by itself."""
     urls = {"broker_url": own.services.broker_url, "result_backend": own.services.result_backend}
-    worker_config = write_config("restart", celery={**urls, "task_default_queue": "restart"})
+    worker_config = write_config("restart", celery=urls)
     # Tasks POSTed through this app wait in a queue no worker consumes until after the restart.
-    parked_config = write_config("restart-parked", celery={**urls, "task_default_queue": "restart-parked"})
-    app, parked = create_app_from(worker_config), create_app_from(parked_config).test_client()
+    parked_config = write_config("restart-parked", celery=urls)
+    app, parked_app = create_app_from(worker_config), create_app_from(parked_config)
+    parked = parked_app.test_client()
     client = app.test_client()
     with cli_worker(worker_config, tmp_path / "worker.log") as worker:
         wait_for_state(client, client.post("/task/").headers["Location"], "SUCCESS")  # the worker is up
@@ -135,7 +136,9 @@ def test_broker_restart_loses_no_queued_task(
         wait_until_ready(client)
         # Not restarted, the worker serves a new task: it reconnected by itself.
         wait_for_state(client, client.post("/task/").headers["Location"], "SUCCESS", timeout=60)
-        assert app.extensions["celery"].control.add_consumer("restart-parked", reply=True, timeout=10, limit=1)
+        assert app.extensions["celery"].control.add_consumer(
+            parked_app.extensions["celery"].conf.task_default_queue, reply=True, timeout=10, limit=1
+        )
         for location in queued:
             wait_for_state(client, location, "SUCCESS", timeout=60)
         assert worker.poll() is None
@@ -151,7 +154,7 @@ def wait_until_ready(client: FlaskClient, timeout: float = 60) -> None:
 
 def test_worker_killed_mid_task_is_redelivered_to_a_new_worker(write_config: WriteConfig, tmp_path: Path) -> None:
     """The whole worker killed during a task: the broker redelivers it (late ack), the next one runs it."""
-    path = write_config("killed", sample_task_seconds=1, celery={"task_default_queue": "killed"})
+    path = write_config("killed", sample_task_seconds=1)
     client = create_app_from(path).test_client()
     first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
     # Prefork, as in production: an early ack would have been sent when the pool took the task.
@@ -168,7 +171,7 @@ def test_worker_killed_mid_task_is_redelivered_to_a_new_worker(write_config: Wri
 
 def test_pool_process_killed_mid_task_is_run_again(write_config: WriteConfig, tmp_path: Path) -> None:
     """SIGKILL to the prefork process running a task: requeued (reject_on_worker_lost), run again."""
-    path = write_config("child-killed", sample_task_seconds=1, celery={"task_default_queue": "child-killed"})
+    path = write_config("child-killed", sample_task_seconds=1)
     client = create_app_from(path).test_client()
     with cli_worker(path, tmp_path / "worker.log", "--concurrency=1", pool="prefork") as worker:
         task_id = client.post("/task/").json["task_id"]
@@ -193,7 +196,7 @@ def test_pickle_message_is_rejected_and_never_run(app: Flask, embedded_worker: W
 
 def test_tasks_past_their_time_limits_fail_clearly(write_config: WriteConfig, tmp_path: Path) -> None:
     """Past the soft limit a task is interrupted; one that ignores it is killed at the hard limit."""
-    limits = {"task_soft_time_limit": 1, "task_time_limit": 2, "task_default_queue": "limits"}
+    limits = {"task_soft_time_limit": 1, "task_time_limit": 2}
     path = write_config("limits", sample_task_seconds=30, celery=limits)
     app = create_app_from(path)
     celery_app, client = app.extensions["celery"], app.test_client()

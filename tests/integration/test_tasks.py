@@ -13,7 +13,7 @@ from freezegun import freeze_time
 from kombu import Connection
 
 from app.tasks import sample_task
-from tests.integration.conftest import WriteConfig, cli_worker, create_app_from, other_redis_db
+from tests.integration.conftest import RUN, WriteConfig, cli_worker, create_app_from
 from tests.integration.services import Services
 from tests.tasks import context_probe, unserializable_task
 
@@ -43,7 +43,7 @@ def test_app_sends_to_and_reads_from_the_configured_services(
     result = celery_app.tasks[sample_task.name].delay()
     assert isinstance(result.get(timeout=20), datetime)
     with redis.Redis.from_url(service_urls.result_backend) as backend:
-        assert backend.exists(f"celery-task-meta-{result.id}") == 1
+        assert backend.exists(celery_app.backend.get_key_for_task(result.id)) == 1
 
 
 def test_second_app_stays_isolated(
@@ -51,8 +51,9 @@ def test_second_app_stays_isolated(
 ) -> None:
     """Another config in the same process: its own backend, queue, worker and app context."""
     main_celery = app.extensions["celery"]
-    second_backend = other_redis_db(main_celery.conf.result_backend)
-    path = write_config("second", celery={"result_backend": second_backend, "task_default_queue": "second"})
+    # The same Redis, keys of its own: a backend the main app cannot read.
+    keys = {"global_keyprefix": f"{RUN}-second:"}
+    path = write_config("second", celery={"result_backend_transport_options": keys})
     second = create_app_from(path, MARKER="second")
     second_celery = second.extensions["celery"]
     # Its worker is another process: Celery's embedded workers share one kombu event loop
