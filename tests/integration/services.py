@@ -91,7 +91,7 @@ def describe() -> str:
 
 def remove_run_data(found: Services, prefix: str, queues: Iterable[str]) -> None:
     """Delete what a run made on the services: its queues and exchanges, and its keys (all named `prefix...`)."""
-    from kombu import Connection
+    from kombu.connection import Connection
 
     exchanges = [*queues, f"{prefix}.pidbox", f"reply.{prefix}.pidbox", f"{prefix}.events"]
     with Connection(found.broker_url) as connection:
