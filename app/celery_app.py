@@ -7,6 +7,7 @@ from typing import Any
 from celery import Celery, Task
 from flask import Flask, appcontext_popped, appcontext_pushed, current_app, has_app_context
 
+from app import kombu_poll  # noqa: F401  (patches kombu's event loop in every worker: see its docstring)
 from app.results import PublisherRedisBackend, PublisherSentinelBackend
 
 # Defaults a production user of RabbitMQ + Redis expects; the config file overrides any.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from celery import Celery
 
-from bench import load, publish, report, tiers, workers
+from bench import load, pickup, publish, report, tiers, workers
 from bench.report import Row, interleave
 from tests.integration import services
 
@@ -32,6 +33,7 @@ def main() -> None:
         env = {**os.environ, "FLASK_CONFIG": str(report.write_config(Path(folder), urls))}
         client = report.client(urls)
         rows = dispatch_rows(urls, env, client, args.repeat) + worker_rows(env, client, args.repeat)
+        rows += pickup_rows(urls, Path(folder), args.repeat)
     if not args.no_tiers:
         rows += [Row(f"{tier}: wall time", "", [seconds], "s") for tier, seconds in tiers.wall_times().items()]
     print(f"{platform.node()}: {os.cpu_count()} cores, Python {platform.python_version()}, {urls.source}\n")
@@ -101,6 +103,20 @@ def worker_rows(env: dict[str, str], client: Celery, repeat: int) -> list[Row]:
             {variant: partial(workers.drain_rate, variant, pool, env, client) for variant in workers.APPS},
         )
         rows += [Row(f"worker, no-op task, {pool}", variant, rates, "tasks/s") for variant, rates in runs.items()]
+    return rows
+
+
+def pickup_rows(urls: services.Services, folder: Path, repeat: int) -> list[Row]:
+    """Idle worker, RabbitMQ: publish to task start, and the drain rate, one process of each pool."""
+    runs = interleave(
+        repeat,
+        {pool: partial(pickup.measure, urls, folder, pool, 200, 500) for pool in ("prefork", "solo", "threads")},
+    )
+    rows = []
+    for pool, results in runs.items():
+        rows.append(Row("pick-up p50, idle worker", pool, [statistics.median(r["delays"]) for r in results], "ms"))
+        rows.append(Row("pick-up p99, idle worker", pool, [pickup.percentile(r["delays"], 99) for r in results], "ms"))
+        rows.append(Row("drain 500 no-ops, 1 process", pool, [r["rate"] for r in results], "tasks/s"))
     return rows
 
 

@@ -22,8 +22,6 @@ def worker(variant: str, pool: str, env: dict[str, str], queue: str, client: Cel
     """A worker process of `variant` consuming `queue`, started and ready, until the block ends."""
     app, includes = APPS[variant]
     concurrency = "1" if pool == "solo" else "2"
-    if pool == "solo":
-        includes = [*includes, "bench.solo_hub"]  # see its docstring: kombu#1587
     command = [sys.executable, "-m", "celery", "-A", app, "worker", f"--pool={pool}", f"--concurrency={concurrency}"]
     command += ["--without-mingle", "--loglevel=warning", f"--queues={queue}"]
     command += [f"--include={','.join(includes)}"] if includes else []

@@ -19,6 +19,7 @@ import yaml
 from celery import Celery
 from celery.contrib.testing.worker import start_worker
 from celery.worker import WorkController
+from celery.worker import state as worker_state
 from flask import Flask, g
 from flask.testing import FlaskClient
 
@@ -131,18 +132,13 @@ def app(write_config: WriteConfig) -> Flask:
 def embedded_worker(app: Flask) -> Iterator[WorkController]:
     """A worker thread serving `app`'s Celery app for the whole session."""
     celery_app: Celery = app.extensions["celery"]
-    # The heartbeat timer keeps the worker's event loop turning. Without it, with late acks
-    # and a prefetch of 1, a task queued just after another finished waited for the loop's
-    # next wake-up: 10 s (measured); with it, at most heartbeat_interval (kombu#1587).
-    with start_worker(
-        celery_app,
-        pool="solo",
-        perform_ping_check=True,
-        shutdown_timeout=30,
-        without_heartbeat=False,
-        heartbeat_interval=0.5,
-    ) as worker:
+    with start_worker(celery_app, pool="solo", perform_ping_check=True, shutdown_timeout=30) as worker:
         yield worker
+        # start_worker stops the thread with a flag its event loop reads between two polls,
+        # and a poll lasts up to 10 s when no timer is due. A callback queued from another
+        # thread wakes the poll: stopping takes milliseconds.
+        worker_state.should_terminate = 0
+        worker.hub.call_soon(lambda: None)
 
 
 def wait_for_state(client: FlaskClient, location: str, state: str, timeout: float = 30) -> dict[str, Any]:
