@@ -27,8 +27,7 @@ def worker(variant: str, pool: str, env: dict[str, str], queue: str, client: Cel
     command += [f"--include={','.join(includes)}"] if includes else []
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        # Publish only once it answers: a message that arrives while the worker sets up its
-        # prefetch window can stay unprocessed (celery#2519).
+        # Publish only once it answers: the figure measures draining, not the worker's start.
         while not client.control.ping(timeout=0.5):
             assert process.poll() is None, "the worker exited"
         yield
