@@ -32,15 +32,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def worker_name() -> str:
-    """The node name of this process's worker: its own, so that stopping it stops no other."""
-    return f"cli-{os.getpid()}@{socket.gethostname()}"
+def worker_name(port: int) -> str:
+    """The node name of the worker of the server on `port`, which its `shutdown` message names.
+
+    Two servers running at once have different ports, so stopping one stops no other
+    worker; the name stays the same across restarts, as it must: the filesystem broker
+    keeps every name's binding, and each control message leaves a file for every binding.
+    """
+    return f"cli-{port}@{socket.gethostname()}"
 
 
-def start_worker() -> subprocess.Popen[bytes]:
+def start_worker(name: str) -> subprocess.Popen[bytes]:
     """The same worker as `celery -A celery_worker.celery worker`, with its config file."""
     command = [sys.executable, "-m", "celery", "-A", "celery_worker.celery", "worker", "--loglevel=info"]
-    command.append(f"--hostname={worker_name()}")
+    command.append(f"--hostname={name}")
     # In this process's folder, so that relative paths (--config, ./var) mean the same to
     # both processes; `celery_worker` imports from this file's folder wherever that is.
     path = [str(Path(__file__).resolve().parent), *filter(None, [os.environ.get("PYTHONPATH")])]
@@ -57,7 +62,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     app = create_app_or_exit()
     # With --debug the reloader re-runs this file in a child (WERKZEUG_RUN_MAIN set);
     # only the outer process starts the worker, so there is exactly one.
-    worker = start_worker() if args.worker and not os.environ.get("WERKZEUG_RUN_MAIN") else None
+    port = args.port or app.config["PORT"]
+    name = worker_name(port)
+    worker = start_worker(name) if args.worker and not os.environ.get("WERKZEUG_RUN_MAIN") else None
     exit_status = [0]  # 1 once the worker has died
     # SIGTERM (docker stop, systemd) must also run the `finally` that stops the worker.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(exit_status[0]))
@@ -65,14 +72,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     if worker:
         threading.Thread(target=_stop_if_worker_dies, args=(worker, stopping, exit_status), daemon=True).start()
     try:
-        app.run(host=args.host, port=args.port or app.config["PORT"], debug=args.debug)
+        app.run(host=args.host, port=port, debug=args.debug)
     finally:
         stopping.set()
         if worker:
-            stop_worker(app, worker)
+            stop_worker(app, worker, name)
 
 
-def stop_worker(app: Flask, worker: subprocess.Popen[bytes]) -> None:
+def stop_worker(app: Flask, worker: subprocess.Popen[bytes], name: str) -> None:
     """Warm shutdown: a running task finishes first; an idle worker exits in about 1.5 s.
 
     SIGTERM alone would do, but a worker on a transport without an event loop (the
@@ -82,7 +89,7 @@ def stop_worker(app: Flask, worker: subprocess.Popen[bytes]) -> None:
     """
     worker.terminate()
     with contextlib.suppress(OperationalError, OSError):  # the broker is down: the signal will do
-        app.extensions["celery"].control.shutdown(destination=[worker_name()])
+        app.extensions["celery"].control.shutdown(destination=[name])
     worker.wait()
 
 

@@ -77,8 +77,8 @@ def test_worker_option_starts_and_stops_a_celery_worker(
     cli.main(["--worker"])
     # In this process's folder, with the repository importable wherever cli.py was started.
     command = [sys.executable, "-m", "celery", "-A", "celery_worker.celery", "worker", "--loglevel=info"]
-    # A node name of its own: the `shutdown` control message that stops it stops no other worker.
-    command.append(f"--hostname=cli-{os.getpid()}@{socket.gethostname()}")
+    # A node name of its own (its server's port): the `shutdown` message stops no other worker.
+    command.append(f"--hostname=cli-8080@{socket.gethostname()}")
     assert started == [(command, str(ROOT))]
     assert len(runs) == 1
 
