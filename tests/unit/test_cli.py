@@ -160,7 +160,7 @@ def test_a_dead_worker_stops_the_server(tmp_path: Path) -> None:
 
 
 # Stopping an idle stack took 5.1-7.3 s (the worker's broker polls, then billiard's and
-# the timer thread's 1 s sleeps) and takes 1.3-3.3 s since cli.py sends a `shutdown`
+# the timer thread's 1 s sleeps) and takes 1.4-3.4 s since cli.py sends a `shutdown`
 # control message: the bound sits between, with room for a busy 2-core machine.
 IDLE_STOP_SECONDS = 5.0
 
