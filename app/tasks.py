@@ -39,7 +39,8 @@ def submit(task: Task, *args: Any, **kwargs: Any) -> str:
     try:
         # A broker that accepted the connection but stopped answering must not hang the
         # request: wait this long for RabbitMQ's publisher confirm, then fail (and retry
-        # once, as task_publish_retry_policy says).
+        # once, as task_publish_retry_policy says). The Redis transport ignores it: its
+        # socket_timeout (BROKER_DEFAULTS) bounds the publish instead.
         task.apply_async(args, kwargs, task_id=task_id, confirm_timeout=CONFIRM_TIMEOUT)
     except OperationalError:  # not published: the id must not look queued
         task.backend.forget(task_id)

@@ -5,12 +5,12 @@ celery -A bench.bare worker    # reads FLASK_CONFIG like the real worker
 
 from celery import Celery
 
-from app.celery_app import CELERY_DEFAULTS
+from app.celery_app import celery_settings
 from app.config import load_config
 from bench.tasks import NOOP
 
 celery = Celery("bare")
-celery.config_from_object({**CELERY_DEFAULTS, **load_config()["CELERY"]})
+celery.config_from_object(celery_settings(load_config()["CELERY"]))
 
 
 @celery.task(name=NOOP, ignore_result=True)  # type: ignore[untyped-decorator]

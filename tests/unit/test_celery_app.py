@@ -24,13 +24,51 @@ def test_safe_defaults_apply_and_the_file_overrides_them(write_config: WriteConf
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
-        "broker_transport_options": {"confirm_publish": True},
-        "task_default_delivery_mode": "persistent",
         "task_soft_time_limit": 300,
         "task_time_limit": 7,
         "result_expires": 86400,
     }
     assert {key: conf[key] for key in expected} == expected
+
+
+REDIS_BROKER_OPTIONS = {
+    "socket_connect_timeout": 1,
+    "socket_timeout": 2,
+    "unacked_restore_interval": 1,
+    "unacked_restore_throttle": 1,
+}
+
+
+@pytest.mark.parametrize(
+    ("broker_url", "transport_options", "delivery_mode", "publish_retries"),
+    [
+        ("amqp://guest@127.0.0.1:1//", {"confirm_publish": True}, "persistent", 1),
+        ("pyamqp://127.0.0.1:1//;amqp://127.0.0.1:2//", {"confirm_publish": True}, "persistent", 1),
+        ("redis://127.0.0.1:1/0", REDIS_BROKER_OPTIONS, 2, 0),
+        ("rediss://127.0.0.1:1/0", REDIS_BROKER_OPTIONS, 2, 0),
+        ("sentinel://127.0.0.1:1", REDIS_BROKER_OPTIONS, 2, 0),
+        ("memory://", {}, 2, 1),
+    ],
+    ids=["amqp", "failover-list", "redis", "rediss", "sentinel", "memory"],
+)
+def test_each_broker_gets_its_own_defaults(
+    write_config: WriteConfig, broker_url: str, transport_options: dict, delivery_mode: str | int, publish_retries: int
+) -> None:
+    """RabbitMQ: publisher confirms, persistent messages; Redis: socket timeouts, a restore sweep every second."""
+    write_config({**IN_MEMORY_CONFIG, "celery": {**IN_MEMORY_CONFIG["celery"], "broker_url": broker_url}})
+    conf = create_app().extensions["celery"].conf
+    assert conf.broker_transport_options == transport_options
+    assert conf.task_default_delivery_mode == delivery_mode  # 2 (persistent) is Celery's own default
+    assert conf.task_publish_retry_policy["max_retries"] == publish_retries
+
+
+def test_the_files_transport_options_are_merged_into_the_brokers(write_config: WriteConfig) -> None:
+    """Setting `visibility_timeout` keeps the socket timeouts; a default set in the file is replaced."""
+    options = {"visibility_timeout": 8, "socket_timeout": 5}
+    celery = {**IN_MEMORY_CONFIG["celery"], "broker_url": "redis://127.0.0.1:1/0", "broker_transport_options": options}
+    write_config({**IN_MEMORY_CONFIG, "celery": celery})
+    conf = create_app().extensions["celery"].conf
+    assert conf.broker_transport_options == {**REDIS_BROKER_OPTIONS, **options}
 
 
 @pytest.mark.parametrize(

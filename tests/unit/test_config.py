@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from app.celery_app import CELERY_DEFAULTS
+from app.celery_app import BROKER_DEFAULTS, CELERY_DEFAULTS
 from app.config import ConfigError, load_config
 from tests.unit.conftest import IN_MEMORY_CONFIG, WriteConfig
 
@@ -115,9 +115,10 @@ def test_celery_settings_of_a_type_celery_uses_are_accepted(write_config: WriteC
 
 def test_factory_defaults_pass_the_check(write_config: WriteConfig) -> None:
     """Every default the factory sets could be written in the file as it is."""
-    defaults = json.loads(json.dumps(CELERY_DEFAULTS))  # as a file holds them
-    path = write_config(config_with(celery={**defaults, **IN_MEMORY_CONFIG["celery"]}))
-    assert load_config({"FLASK_CONFIG": str(path)})["CELERY"]["task_acks_late"] is True
+    for broker in BROKER_DEFAULTS.values():
+        defaults = json.loads(json.dumps({**CELERY_DEFAULTS, **broker}))  # as a file holds them
+        path = write_config(config_with(celery={**defaults, **IN_MEMORY_CONFIG["celery"]}))
+        assert load_config({"FLASK_CONFIG": str(path)})["CELERY"]["task_acks_late"] is True
 
 
 @pytest.mark.parametrize(
