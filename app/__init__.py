@@ -13,10 +13,11 @@ from typing import Any
 
 from flask import Flask
 
-from app import errors, health, openapi, routes
+from app import routes
 from app.celery_app import celery_init_app
-from app.config import ConfigError, load_config
 from app.logs import configure_logging
+from app.settings import ConfigError, load_config
+from app.web import errors, health, openapi
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:

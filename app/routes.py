@@ -11,8 +11,8 @@ from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from flask import Blueprint, abort, current_app, request, url_for
 from kombu.exceptions import OperationalError
 
-from app.dependencies import backend_errors, dependency, mask_secrets
 from app.tasks import sample_task, submit
+from app.web.dependencies import backend_errors, dependency, mask_secrets
 
 bp = Blueprint("tasks", __name__, url_prefix="/task")
 

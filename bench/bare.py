@@ -5,8 +5,8 @@ celery -A bench.bare worker    # reads FLASK_CONFIG like the real worker
 
 from celery import Celery
 
-from app.celery_app import celery_settings
-from app.config import load_config
+from app.settings import load_config
+from app.settings.celery_defaults import celery_settings
 from bench.tasks import NOOP
 
 celery = Celery("bare")

@@ -4,7 +4,7 @@
     python -m bench.pickup --embedded [--heartbeat 0.5] [--kombu unpatched]
 
 Each worker is `celery -A celery_worker.celery worker --pool=P` (production's entrypoint,
-so app/kombu_poll.py's fix applies) plus `--include=bench.pickup` for the task below.
+so app/fixes/kombu_poll.py's fix applies) plus `--include=bench.pickup` for the task below.
 Pick-up: tasks published one at a time, each once the previous one's result is stored
 (an idle worker that has just finished a task); the delay runs from just before the
 publish call to the task's first line. Drain: no-ops published at once, then one task
@@ -35,13 +35,14 @@ from celery.contrib.testing.worker import start_worker
 from celery.signals import worker_init
 from kombu.asynchronous.hub import Hub
 
-from app import create_app, kombu_poll
+from app import create_app
+from app.fixes import kombu_poll
 from bench import ROOT, report
 from bench.tasks import NOOP
 from tests.integration.services import Services
 
 STAMP = "bench.pickup.stamp"
-UNPATCHED = "PICKUP_KOMBU_UNPATCHED"  # set in a worker's environment: no app/kombu_poll.py fix
+UNPATCHED = "PICKUP_KOMBU_UNPATCHED"  # set in a worker's environment: no app/fixes/kombu_poll.py fix
 # One process each, to compare like with like; "prefork-default" is Celery's default size.
 POOLS = {"solo": "1", "threads": "1", "prefork": "1", "prefork-default": ""}
 QUEUE = "bench-pickup"
@@ -54,7 +55,7 @@ def stamp() -> float:
 
 
 def unpatch() -> None:
-    """kombu 5.7.0 as released: app/kombu_poll.py neither patches at worker_init nor has patched."""
+    """kombu 5.7.0 as released: app/fixes/kombu_poll.py neither patches at worker_init nor has patched."""
     worker_init.disconnect(kombu_poll.install)
     Hub._create_poller = kombu_poll.KOMBU_CREATE_POLLER  # type: ignore[method-assign]
 

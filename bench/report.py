@@ -12,7 +12,7 @@ from typing import TypeVar
 import yaml
 from celery import Celery
 
-from app.celery_app import CELERY_DEFAULTS
+from app.settings.celery_defaults import CELERY_DEFAULTS
 from tests.integration.services import Services
 
 T = TypeVar("T")

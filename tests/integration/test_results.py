@@ -1,4 +1,4 @@
-"""The factory's Redis result backend (app/results.py), on a real Redis."""
+"""The factory's Redis result backend (app/fixes/redis_results.py), on a real Redis."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ from celery.backends.redis import RedisBackend
 from flask import Flask, g
 
 from app import create_app
-from app.results import PublisherRedisBackend, PublisherSentinelBackend
+from app.fixes.redis_results import PublisherRedisBackend, PublisherSentinelBackend
 from app.tasks import sample_task
 from tests.tasks import context_probe, failing_task
 from tests.unit.conftest import IN_MEMORY_CONFIG, WriteConfig

@@ -1,4 +1,4 @@
-"""Reading, overriding and validating the config file (app/config.py)."""
+"""Reading, overriding and validating the config file (app/settings/__init__.py)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from app.celery_app import BROKER_DEFAULTS, CELERY_DEFAULTS
-from app.config import ConfigError, load_config
+from app.settings import ConfigError, load_config
+from app.settings.celery_defaults import BROKER_DEFAULTS, CELERY_DEFAULTS
 from tests.unit.conftest import IN_MEMORY_CONFIG, WriteConfig
 
 SEED_YAML = """\

@@ -1,4 +1,4 @@
-"""A broker or result backend that refuses connections (app/dependencies.py, app/health.py).
+"""A broker or result backend that refuses connections (app/web/dependencies.py, app/web/health.py).
 
 Stalled services (accepting connections, never answering) are covered by the integration
 tier with paused containers.
@@ -18,7 +18,7 @@ from kombu.exceptions import OperationalError
 from redis.exceptions import ResponseError
 
 from app import create_app, tasks
-from app.dependencies import mask_secrets
+from app.web.dependencies import mask_secrets
 from tests.unit.conftest import IN_MEMORY_CONFIG, WriteConfig
 
 # Nothing listens on port 1: connections are refused at once, without any server.
@@ -98,7 +98,8 @@ def test_passwords_an_error_repeats_are_masked(
     def fail_naming_urls(*args: object) -> None:
         raise OperationalError(f"cannot reach {REFUSING_BROKER} nor {REFUSING_BACKEND}")
 
-    for name in ("app.dependencies._ping_broker", "app.dependencies._ping_backend", "app.routes.submit"):
+    probes = ("app.web.dependencies._ping_broker", "app.web.dependencies._ping_backend", "app.routes.submit")
+    for name in probes:
         monkeypatch.setattr(name, fail_naming_urls)
     checks = client.get("/readyz").json["checks"]
     assert_unavailable(client.post("/task/"), "broker")
@@ -150,5 +151,5 @@ def test_an_error_without_a_message_is_named_by_its_type(
     def time_out(*args: object) -> None:
         raise TimeoutError
 
-    monkeypatch.setattr("app.dependencies._ping_broker", time_out)
+    monkeypatch.setattr("app.web.dependencies._ping_broker", time_out)
     assert client.get("/readyz").json["checks"] == {"broker": "unreachable: TimeoutError", "result_backend": "ok"}

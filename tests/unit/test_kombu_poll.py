@@ -1,4 +1,4 @@
-"""The worker's fix for kombu's event loop (app/kombu_poll.py)."""
+"""The worker's fix for kombu's event loop (app/fixes/kombu_poll.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from celery.signals import worker_init
 from kombu.asynchronous.hub import Hub
 
-from app import kombu_poll
+from app.fixes import kombu_poll
 
 
 @pytest.fixture
@@ -55,5 +55,5 @@ def test_a_callback_queued_from_the_loop_runs_at_once(hub: Hub) -> None:
 
 @pytest.mark.parametrize("hub", ["kombu-as-released"], indirect=True)
 def test_kombu_still_waits_for_its_poll_timeout(hub: Hub) -> None:
-    """The fault the patch works around; when this fails, kombu has fixed it: delete app/kombu_poll.py."""
+    """The fault the patch works around; when this fails, kombu has fixed it: delete app/fixes/kombu_poll.py."""
     assert seconds_until_a_callback_queued_by_a_callback_runs(hub) >= 0.9  # its 1 s poll timeout

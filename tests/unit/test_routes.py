@@ -1,4 +1,4 @@
-"""The task API's contract: codes, JSON bodies, Location (app/routes.py, app/errors.py)."""
+"""The task API's contract: codes, JSON bodies, Location (app/routes.py, app/web/errors.py)."""
 
 from __future__ import annotations
 

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from app.celery_settings import check_celery_settings
-from app.config_file import ConfigError, read_config_file, type_name
+from app.settings.celery_checks import check_celery_settings
+from app.settings.file import ConfigError, read_config_file, type_name
 
 __all__ = ["ConfigError", "load_config"]
 

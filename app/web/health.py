@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, current_app
 
-from app.dependencies import readiness
+from app.web.dependencies import readiness
 
 bp = Blueprint("health", __name__)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from celery.app.defaults import NAMESPACES, Option, flatten
 
-from app.config_file import TYPE_NAMES, ConfigError, type_name
+from app.settings.file import TYPE_NAMES, ConfigError, type_name
 
 # The Python types a YAML or JSON value may have, by the type Celery declares.
 _ACCEPTED: dict[str, tuple[type, ...]] = {

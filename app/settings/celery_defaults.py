@@ -1,0 +1,92 @@
+"""The Celery settings the factory starts from: safe defaults, then each broker's own, then the file's."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from app.fixes.redis_results import PublisherRedisBackend, PublisherSentinelBackend
+
+# Defaults a production user of RabbitMQ + Redis expects; the config file overrides any.
+CELERY_DEFAULTS: dict[str, Any] = {
+    # JSON only: a pickle message on the queue could run arbitrary code in the worker.
+    "accept_content": ["json"],
+    "task_serializer": "json",
+    "result_serializer": "json",
+    # A task is acknowledged only once done, so a worker that dies mid-task loses nothing.
+    "task_acks_late": True,
+    "task_reject_on_worker_lost": True,
+    # Long tasks like the sample: don't let one worker hoard messages others could run.
+    "worker_prefetch_multiplier": 1,
+    "task_track_started": True,
+    "task_soft_time_limit": 300,
+    "task_time_limit": 330,
+    "result_expires": 86400,
+    "broker_connection_retry_on_startup": True,
+    # The worker keeps the factory's logging (app/logs.py), whose lines carry task ids.
+    "worker_hijack_root_logger": False,
+    # A dependency that is down answers 503 in about 2 s instead of hanging the request
+    # (RabbitMQ; Redis as broker ignores both: see BROKER_DEFAULTS).
+    "broker_connection_timeout": 0.75,
+    # One retry: enough to replace a pooled connection the broker closed.
+    "task_publish_retry_policy": {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2},
+    "redis_socket_connect_timeout": 1,
+    "redis_socket_timeout": 2,
+    # Redis result backends that don't subscribe to every task sent (app/fixes/redis_results.py).
+    "override_backends": {
+        scheme: f"{backend.__module__}:{backend.__name__}"
+        for scheme, backend in [
+            ("redis", PublisherRedisBackend),
+            ("rediss", PublisherRedisBackend),
+            ("sentinel", PublisherSentinelBackend),
+        ]
+    },
+}
+
+
+# Defaults that mean something for one kind of broker only, chosen by the scheme of the
+# broker URL (the first one of a failover list). Merged over CELERY_DEFAULTS; the file's
+# settings win, and its broker_transport_options are merged into these key by key, so
+# that setting `visibility_timeout` does not drop the socket timeouts.
+BROKER_DEFAULTS: dict[str, dict[str, Any]] = {
+    "amqp": {
+        # Publisher confirms: POST answers 202 only once RabbitMQ holds the (persistent,
+        # durable-queued) message. py-amqp options: kombu's Redis transport ignores them.
+        "broker_transport_options": {"confirm_publish": True},
+        "task_default_delivery_mode": "persistent",
+    },
+    "redis": {
+        "broker_transport_options": {
+            # The Redis transport ignores broker_connection_timeout and confirm_timeout:
+            # without these a stalled broker holds POST until it answers again.
+            "socket_connect_timeout": 1,
+            "socket_timeout": 2,
+            # Late acks on Redis: a dead worker's task comes back once visibility_timeout
+            # has passed, found by a sweep kombu runs every 10 s x 10 (100 s) by default;
+            # every second here (three small commands a worker a second).
+            "unacked_restore_interval": 1,
+            "unacked_restore_throttle": 1,
+        },
+        # No retry: redis-py replaces a pooled connection the broker closed by itself,
+        # and after a timeout a retry waits twice more (3 x socket_timeout measured).
+        "task_publish_retry_policy": {"max_retries": 0},
+    },
+}
+_BROKER_KIND = {
+    **dict.fromkeys(("amqp", "amqps", "pyamqp"), "amqp"),
+    **dict.fromkeys(("redis", "rediss", "sentinel"), "redis"),
+}
+
+
+def celery_settings(file_settings: Mapping[str, Any]) -> dict[str, Any]:
+    """CELERY_DEFAULTS, then the broker's own defaults, then the file's settings."""
+    first_url = str(file_settings.get("broker_url") or "").split(";")[0].strip()
+    kind = _BROKER_KIND.get(urlsplit(first_url).scheme.lower().split("+")[0])
+    broker = BROKER_DEFAULTS.get(kind or "", {})
+    settings = {**CELERY_DEFAULTS, **broker, **file_settings}
+    in_file = file_settings.get("broker_transport_options") or {}
+    transport_options = {**broker.get("broker_transport_options", {}), **in_file}
+    if transport_options:
+        settings["broker_transport_options"] = transport_options
+    return settings

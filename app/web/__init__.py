@@ -1,0 +1,1 @@
+"""Web plumbing shared by the blueprints: dependency errors, JSON errors, probes, the API description."""
