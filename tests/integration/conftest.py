@@ -13,11 +13,10 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-import celery.contrib.testing.tasks  # noqa: F401  (start_worker pings with `celery.ping`)
+import celery.contrib.testing.tasks  # noqa: F401  (the session worker pings with `celery.ping`)
 import pytest
 import yaml
 from celery import Celery
-from celery.contrib.testing.worker import start_worker
 from celery.worker import WorkController
 from celery.worker import state as worker_state
 from flask import Flask, g
@@ -129,16 +128,33 @@ def app(write_config: WriteConfig) -> Flask:
 
 
 @pytest.fixture(scope="session")
-def embedded_worker(app: Flask) -> Iterator[WorkController]:
-    """A worker thread serving `app`'s Celery app for the whole session."""
+def celery_session_app(app: Flask) -> Celery:
+    """pytest-celery's session worker serves the factory's own Celery app, not a test app of its making."""
     celery_app: Celery = app.extensions["celery"]
-    with start_worker(celery_app, pool="solo", perform_ping_check=True, shutdown_timeout=30) as worker:
-        yield worker
-        # start_worker stops the thread with a flag its event loop reads between two polls,
-        # and a poll lasts up to 10 s when no timer is due. A callback queued from another
-        # thread wakes the poll: stopping takes milliseconds.
-        worker_state.should_terminate = 0
-        worker.hub.call_soon(lambda: None)
+    return celery_app
+
+
+@pytest.fixture(scope="session")
+def celery_worker_pool() -> str:
+    """The embedded worker runs tasks in its own thread of this process."""
+    return "solo"
+
+
+@pytest.fixture(scope="session")
+def celery_worker_parameters() -> dict[str, Any]:
+    """Pings before the first test; a task may take its time to finish when the session ends."""
+    return {"perform_ping_check": True, "shutdown_timeout": 30}
+
+
+@pytest.fixture(scope="session")
+def embedded_worker(celery_session_worker: WorkController) -> Iterator[WorkController]:
+    """pytest-celery's session worker (Celery's classic fixture), stopped in milliseconds at the end."""
+    yield celery_session_worker
+    # start_worker stops the thread with a flag its event loop reads between two polls,
+    # and a poll lasts up to 10 s when no timer is due. A callback queued from another
+    # thread wakes the poll: stopping takes milliseconds.
+    worker_state.should_terminate = 0
+    celery_session_worker.hub.call_soon(lambda: None)
 
 
 def wait_for_state(client: FlaskClient, location: str, state: str, timeout: float = 30) -> dict[str, Any]:
