@@ -15,11 +15,11 @@ from typing import Any
 
 import psutil
 import pytest
-import yaml
 from flask import Flask
 
 import cli
 from tests import ROOT
+from tests.embedded import write_embedded_config
 from tests.integration.services import free_port
 from tests.unit.conftest import IN_MEMORY_CONFIG, WriteConfig
 
@@ -117,19 +117,7 @@ def test_bad_config_exits_2_with_one_line(tmp_path: Path, command: list[str], co
 
 def start_with_worker(tmp_path: Path, **popen: Any) -> subprocess.Popen[str]:
     """`cli.py --worker` on config/embedded.yaml, with its broker and backend in `tmp_path`."""
-    config = yaml.safe_load((ROOT / "config" / "embedded.yaml").read_text())
-    folders = {name: tmp_path / name for name in ("queue", "control", "results")}
-    for folder in folders.values():
-        folder.mkdir()
-    config["celery"]["broker_transport_options"].update(
-        data_folder_in=str(folders["queue"]),
-        data_folder_out=str(folders["queue"]),
-        control_folder=str(folders["control"]),
-    )
-    config["celery"]["result_backend"] = f"file://{folders['results']}"
-    path = tmp_path / "api-config.yaml"
-    path.write_text(yaml.safe_dump({**config, "secret_key": "s", "port": free_port()}))
-    path.chmod(0o600)
+    path = write_embedded_config(tmp_path, port=free_port())
     command = [sys.executable, "cli.py", "--worker", "--config", str(path)]
     return subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True, **popen)
 

@@ -1,0 +1,65 @@
+"""The embedded pair of config/embedded.yaml (filesystem broker, file results) with the real worker CLI.
+
+No server is involved, so these run wherever the unit tier does, Docker or not.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from tests.embedded import write_embedded_config
+from tests.integration.conftest import cli_worker, create_app_from, wait_for_state
+
+pytestmark = pytest.mark.integration
+
+# Distinctive, so that the worker's log line shows this file's value reached the task.
+SECONDS = 0.3
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    """config/embedded.yaml with its folders in `tmp_path`."""
+    return write_embedded_config(tmp_path, sample_task_seconds=SECONDS)
+
+
+@pytest.fixture
+def app(config: Path) -> Flask:
+    """The web side of the embedded pair."""
+    return create_app_from(config)
+
+
+def test_queued_then_run_by_the_cli_worker_in_its_app_context(app: Flask, config: Path, tmp_path: Path) -> None:
+    """Queued with no worker: PENDING; the CLI worker runs it with the file's settings: SUCCESS, a datetime."""
+    client = app.test_client()
+    location = client.post("/task/").headers["Location"]
+    assert client.get(location).json["state"] == "PENDING"  # no worker yet: it waits in the queue folder
+    log = tmp_path / "worker.log"
+    with cli_worker(config, log, "--loglevel=info"):
+        body = wait_for_state(client, location, "SUCCESS", timeout=60)
+    assert datetime.fromisoformat(body["result"]).tzinfo is not None
+    # current_app.config read inside the task: the file's value, through the app context.
+    assert f"app.tasks [{body['task_id']}] sleeping for {SECONDS} s" in log.read_text()
+
+
+def test_unknown_id_is_404(app: Flask) -> None:
+    """The file backend, like every other, says PENDING for an unknown id; the API says 404."""
+    assert app.test_client().get(f"/task/{uuid.uuid4()}").status_code == 404
+
+
+def test_a_warm_shutdown_mid_task_finishes_it_first(tmp_path: Path) -> None:
+    """SIGTERM while a task runs: the worker finishes it, then exits (what `cli.py --worker` relies on)."""
+    config = write_embedded_config(tmp_path, sample_task_seconds=2)  # still running when the signal comes
+    client = create_app_from(config).test_client()
+    location = client.post("/task/").headers["Location"]
+    with cli_worker(config, tmp_path / "worker.log", pool="prefork") as worker:
+        wait_for_state(client, location, "STARTED", timeout=60)
+        worker.terminate()
+        assert worker.wait(timeout=60) == 0
+        assert client.get(location).json["state"] == "SUCCESS"  # before the worker was gone
+    assert not os.listdir(tmp_path / "queue")  # and not requeued: it ran once
