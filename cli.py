@@ -64,10 +64,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     # only the outer process starts the worker, so there is exactly one.
     port = args.port or app.config["PORT"]
     name = worker_name(port)
-    worker = start_worker(name) if args.worker and not os.environ.get("WERKZEUG_RUN_MAIN") else None
+    worker = None
+    if args.worker and not os.environ.get("WERKZEUG_RUN_MAIN"):
+        discard_stale_control_messages(app, name)
+        worker = start_worker(name)
     exit_status = [0]  # 1 once the worker has died
-    # SIGTERM (docker stop, systemd) must also run the `finally` that stops the worker.
+    # SIGTERM (docker stop, systemd) and SIGINT (Ctrl+C) must run the `finally` that stops
+    # the worker; SIGINT even when started in the background by a script, which ignores it.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(exit_status[0]))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     stopping = threading.Event()
     if worker:
         threading.Thread(target=_stop_if_worker_dies, args=(worker, stopping, exit_status), daemon=True).start()
@@ -88,9 +93,25 @@ def stop_worker(app: Flask, worker: subprocess.Popen[bytes], name: str) -> None:
     signal stays: it stops the worker if the broker can't take the message.
     """
     worker.terminate()
-    with contextlib.suppress(OperationalError, OSError):  # the broker is down: the signal will do
-        app.extensions["celery"].control.shutdown(destination=[name])
+    if worker.poll() is None:  # a message nobody reads would stop the next worker of this name
+        with contextlib.suppress(OperationalError, OSError):  # the broker is down: the signal will do
+            app.extensions["celery"].control.shutdown(destination=[name])
     worker.wait()
+
+
+def discard_stale_control_messages(app: Flask, name: str) -> None:
+    """Drop what is waiting for worker `name`: a `shutdown` sent as its last run ended would stop this one.
+
+    Only brokers that keep a stopped node's control queue (filesystem, Redis) can hold
+    one; RabbitMQ deletes it with its worker, so there is nothing to purge.
+    """
+    celery_app = app.extensions["celery"]
+    with (
+        contextlib.suppress(OperationalError, OSError),
+        celery_app.connection_for_write() as connection,
+        contextlib.suppress(*connection.channel_errors),  # no such queue
+    ):
+        celery_app.control.mailbox.get_queue(name)(connection.default_channel).purge()
 
 
 def _stop_if_worker_dies(worker: subprocess.Popen[bytes], stopping: threading.Event, exit_status: list[int]) -> None:

@@ -10,6 +10,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ import pytest
 from flask import Flask
 
 import cli
+from app import create_app
 from tests import ROOT
 from tests.embedded import write_embedded_config
 from tests.integration.services import free_port
@@ -68,6 +71,9 @@ def test_worker_option_starts_and_stops_a_celery_worker(
         def terminate(self) -> None:
             self.stopped.set()
 
+        def poll(self) -> int | None:
+            return None  # still stopping when the server sends its `shutdown`
+
         def wait(self) -> int:
             assert self.stopped.wait(timeout=10)  # runs until the server stops it
             return 0
@@ -115,16 +121,21 @@ def test_bad_config_exits_2_with_one_line(tmp_path: Path, command: list[str], co
     assert (done.returncode, done.stderr) == (2, f"error: config error in {path}, {error}\n")
 
 
-def start_with_worker(tmp_path: Path, **popen: Any) -> subprocess.Popen[str]:
-    """`cli.py --worker` on config/embedded.yaml, with its broker and backend in `tmp_path`."""
-    path = write_embedded_config(tmp_path, port=free_port())
-    command = [sys.executable, "cli.py", "--worker", "--config", str(path)]
+def start_with_worker(config: Path, **popen: Any) -> subprocess.Popen[str]:
+    """`cli.py --worker` on `config`."""
+    command = [sys.executable, "cli.py", "--worker", "--config", str(config)]
     return subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True, **popen)
 
 
-def test_a_dead_worker_stops_the_server(tmp_path: Path) -> None:
+@pytest.fixture
+def embedded_config(tmp_path: Path) -> Path:
+    """config/embedded.yaml on a free port, its broker and backend in `tmp_path`."""
+    return write_embedded_config(tmp_path, port=free_port(), sample_task_seconds=0)
+
+
+def test_a_dead_worker_stops_the_server(embedded_config: Path) -> None:
     """If the --worker child dies, the server stops too (status 1, saying why): no task waits forever."""
-    server = start_with_worker(tmp_path)
+    server = start_with_worker(embedded_config)
     try:
         wait_for_child(psutil.Process(server.pid)).kill()
         _, stderr = server.communicate(timeout=60)
@@ -141,15 +152,11 @@ IDLE_STOP_SECONDS = 5.0
 
 
 @pytest.mark.parametrize("how", ["SIGTERM", "Ctrl+C"], ids=["sigterm", "ctrl-c"])
-def test_an_idle_stack_stops_within_seconds(tmp_path: Path, how: str) -> None:
+def test_an_idle_stack_stops_within_seconds(embedded_config: Path, how: str) -> None:
     """Stopping an idle `cli.py --worker` (`docker stop`, systemd, a terminal) stops its worker too, in seconds."""
-    # Its own process group, as in a terminal, where Ctrl+C signals every process of the
-    # group; SIGINT restored, in case this test runs where it is ignored (`&` in a script).
-    server = start_with_worker(
-        tmp_path, start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)
-    )
-    lines, reader = follow(server)
-    try:
+    # Its own process group, as in a terminal, where Ctrl+C signals every process of the group.
+    server = start_with_worker(embedded_config, start_new_session=True)
+    with followed(server) as lines:
         worker = wait_for_child(psutil.Process(server.pid))
         wait_for_line(lines, " ready.")  # the worker consumes: a control message reaches it
         started = time.monotonic()
@@ -164,18 +171,12 @@ def test_an_idle_stack_stops_within_seconds(tmp_path: Path, how: str) -> None:
         assert elapsed < IDLE_STOP_SECONDS, f"stopped in {elapsed:.1f} s"
         # The shortcut was taken (without it, the same stop takes 2 to 4 s more).
         assert any("Got shutdown from remote" in line for line in lines)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, signal.SIGKILL)
-        server.wait()
-        reader.join(timeout=10)  # at end of file: every process of the group is gone
-        assert server.stderr
-        server.stderr.close()
 
 
-def follow(process: subprocess.Popen[str]) -> tuple[list[str], threading.Thread]:
-    """`process`'s stderr lines so far, and the thread that reads them (keeping the pipe from filling)."""
-    stderr = process.stderr
+@contextmanager
+def followed(server: subprocess.Popen[str]) -> Iterator[list[str]]:
+    """`server`'s stderr lines as they come (a thread keeps the pipe from filling); at the end, its group killed."""
+    stderr = server.stderr
     assert stderr
     lines: list[str] = []
 
@@ -185,7 +186,14 @@ def follow(process: subprocess.Popen[str]) -> tuple[list[str], threading.Thread]
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
-    return lines, reader
+    try:
+        yield lines
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+        reader.join(timeout=10)  # at end of file: every process of the group is gone
+        stderr.close()
 
 
 def wait_for_line(lines: list[str], text: str, timeout: float = 60) -> None:
@@ -193,6 +201,25 @@ def wait_for_line(lines: list[str], text: str, timeout: float = 60) -> None:
     while not any(text in line for line in lines):
         assert time.monotonic() < deadline, f"no line with {text!r} in:\n{''.join(lines)}"
         time.sleep(0.05)
+
+
+def test_a_shutdown_its_last_worker_never_read_does_not_stop_the_next(
+    embedded_config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A `shutdown` left for the worker's name (its last run died first) is dropped before it starts."""
+    monkeypatch.setenv("FLASK_CONFIG", str(embedded_config))
+    app = create_app()
+    celery_app, name = app.extensions["celery"], cli.worker_name(app.config["PORT"])
+    with celery_app.connection_for_write() as connection:  # the queue its last run bound, still there
+        celery_app.control.mailbox.get_queue(name)(connection.default_channel).declare()
+    celery_app.control.shutdown(destination=[name])
+    server = start_with_worker(embedded_config, start_new_session=True)
+    with followed(server) as lines:
+        wait_for_line(lines, " ready.")
+        task_id = app.test_client().post("/task/").json["task_id"]
+        wait_for_line(lines, f"[{task_id}] succeeded")  # the worker has read its control queue since
+        assert server.poll() is None, "".join(lines)
+        assert not any("Got shutdown from remote" in line for line in lines)
 
 
 def wait_for_child(process: psutil.Process, timeout: float = 30) -> psutil.Process:
