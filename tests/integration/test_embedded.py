@@ -40,7 +40,7 @@ def test_queued_then_run_by_the_cli_worker_in_its_app_context(app: Flask, config
     location = client.post("/task/").headers["Location"]
     assert client.get(location).json["state"] == "PENDING"  # no worker yet: it waits in the queue folder
     log = tmp_path / "worker.log"
-    with cli_worker(config, log, "--loglevel=info"):
+    with cli_worker(config, log, "--loglevel=info", pool="threads"):  # the config's own
         body = wait_for_state(client, location, "SUCCESS", timeout=60)
     assert datetime.fromisoformat(body["result"]).tzinfo is not None
     # current_app.config read inside the task: the file's value, through the app context.
