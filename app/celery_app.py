@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from celery import Celery, Task
+from celery import Celery, Task, states
+from celery.worker.request import Request
+from celery.worker.state import task_ready
 from flask import Flask, appcontext_popped, appcontext_pushed, current_app, has_app_context
 
 from app.fixes import kombu_poll  # noqa: F401  (patches kombu's event loop in every worker: see its docstring)
 from app.settings.celery_defaults import celery_settings
+
+logger = logging.getLogger(__name__)
 
 
 def celery_init_app(app: Flask) -> Celery:
     """Create the Celery app bound to ``app``'s settings and keep it in ``app.extensions``."""
 
     class FlaskTask(Task):  # type: ignore[misc]
+        Request = OnceRequest
+
         def __call__(self, *args: Any, **kwargs: Any) -> Any:
             # Not super().__call__: the worker has already pushed this task's request,
             # and pushing a new one would hide its id from the task.
@@ -27,6 +34,27 @@ def celery_init_app(app: Flask) -> Celery:
     appcontext_pushed.connect(_make_celery_current, sender=app)
     appcontext_popped.connect(_restore_outer_celery, sender=app)
     return celery_app
+
+
+class OnceRequest(Request):  # type: ignore[misc]
+    """A message for a task that has already finished is acknowledged and dropped, not run again.
+
+    Late acknowledgement redelivers a task whose worker died after it finished but before
+    the ack reached the broker, and a publish the broker took without confirming it (a 503)
+    may be followed by the client's retry: either way the task's stored result must stay.
+    One result-backend read per message, skipped for tasks that keep no result.
+    """
+
+    def revoked(self) -> bool:
+        if super().revoked():
+            return True
+        if self.task.ignore_result or self.task.backend.get_state(self.id) not in states.READY_STATES:
+            return False
+        logger.info("%s[%s] has already finished: message dropped", self.name, self.id)
+        task_ready(self)  # the worker's own bookkeeping, as for a revoked task
+        self.acknowledge()
+        self._already_revoked = True
+        return True
 
 
 def _make_celery_current(app: Flask, **_: Any) -> None:

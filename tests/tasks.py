@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from typing import Any
 
 from celery import Task, shared_task
@@ -41,3 +42,14 @@ def stubborn_task(seconds: float) -> None:
         time.sleep(seconds)
     except SoftTimeLimitExceeded:
         time.sleep(seconds)
+
+
+# Runs of `counted_task` by key, in this process (the embedded worker's).
+RUNS: Counter[str] = Counter()
+
+
+@shared_task
+def counted_task(key: str) -> int:
+    """Count a run under `key`; answer how many runs it has had."""
+    RUNS[key] += 1
+    return RUNS[key]

@@ -15,7 +15,7 @@ from kombu import Connection
 from app.tasks import sample_task
 from tests.integration.conftest import RUN, WriteConfig, cli_worker, create_app_from
 from tests.integration.services import Services
-from tests.tasks import context_probe, unserializable_task
+from tests.tasks import RUNS, context_probe, counted_task, unserializable_task
 
 pytestmark = pytest.mark.integration
 
@@ -80,3 +80,17 @@ def test_frozen_time_reaches_the_worker_without_hanging(app: Flask, embedded_wor
     with freeze_time("2026-01-02 03:04:05"):
         result = app.extensions["celery"].tasks[sample_task.name].delay()
         assert result.get(timeout=20) == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def test_a_message_for_a_finished_task_is_dropped(app: Flask, embedded_worker: WorkController) -> None:
+    """A redelivered or duplicated message for a finished id runs nothing and leaves the result as it was."""
+    celery_app = app.extensions["celery"]
+    key = celery_app.backend.get_key_for_task
+    first = celery_app.tasks[counted_task.name].delay("duplicate")
+    assert first.get(timeout=20) == 1
+    stored = celery_app.backend.get(key(first.id))
+    celery_app.tasks[counted_task.name].apply_async(("duplicate",), task_id=first.id)
+    # The solo worker takes messages in order: once this one is done, the duplicate was handled.
+    celery_app.tasks[context_probe.name].delay().get(timeout=20)
+    assert RUNS["duplicate"] == 1
+    assert celery_app.backend.get(key(first.id)) == stored
