@@ -1,18 +1,18 @@
-"""The task API: ``POST /task/`` starts the sample task, ``GET /task/<id>`` reports on it."""
+"""The task API: ``POST /task/`` starts the sample task, ``GET /task/<id>`` reports on it, ``DELETE`` cancels it."""
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
 from celery import Celery, states
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
-from flask import Blueprint, abort, current_app, request, url_for
+from flask import Blueprint, abort, current_app, url_for
 from kombu.exceptions import OperationalError
 
-from app.tasks import sample_task, submit
+from app.tasks import PROGRESS, sample_task, submit
 from app.web.dependencies import backend_errors, dependency, mask_secrets
+from app.web.parameters import sample_task_parameters
 
 bp = Blueprint("tasks", __name__, url_prefix="/task")
 
@@ -26,61 +26,65 @@ def _celery() -> Celery:
 @bp.post("/", strict_slashes=False)  # `POST /task` too: a redirect would be an HTML page
 def start_task() -> tuple[dict[str, Any], int, dict[str, str]]:
     """Queue the sample task; answer its id and where to follow it."""
-    _reject_parameters()
+    parameters = sample_task_parameters()
     celery_app = _celery()
     # submit() writes to the backend first: if that fails, nothing is published.
     with (
         dependency("result backend", backend_errors(celery_app), celery_app),
         dependency("broker", (OperationalError,), celery_app),
     ):
-        task_id = submit(celery_app.tasks[sample_task.name])
+        task_id = submit(celery_app.tasks[sample_task.name], **parameters)
     location = url_for(".task_status", task_id=task_id)
     return {"task_id": task_id, "state": "PENDING"}, 202, {"Location": location}
-
-
-def _reject_parameters() -> None:
-    """Accept no body or an empty JSON object: the sample task takes no parameters.
-
-    Anything else is refused before any work is queued: 413 past MAX_CONTENT_LENGTH
-    (Flask, when the body is read), 415 for another content type, 400 for the rest.
-    """
-    data = request.get_data()
-    # Werkzeug cuts a body sent without Content-Length (chunked) at the limit, silently:
-    # whatever follows the cut makes it too large.
-    cut_at_limit = request.content_length is None and len(data) >= current_app.config["MAX_CONTENT_LENGTH"]
-    if cut_at_limit and request.environ["wsgi.input"].read(1):
-        abort(413)
-    if not data:
-        return
-    if not request.is_json:
-        abort(415, description="Send parameters as application/json.")
-    try:
-        body = json.loads(data)
-    except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested past Python's limit
-        abort(400, description="The body is not valid JSON.")
-    if not isinstance(body, dict):
-        abort(400, description="The body must be a JSON object.")
-    if body:
-        abort(400, description=f"Unknown parameters: {', '.join(sorted(body))}; the sample task takes none.")
 
 
 @bp.get("/<uuid:task_id>")
 def task_status(task_id: Any) -> dict[str, Any]:
     """Answer a submitted task's state, and its result or error once it has one."""
     celery_app = _celery()
-    result = celery_app.AsyncResult(str(task_id))
+    task_id = str(task_id)
     with dependency("result backend", backend_errors(celery_app), celery_app):
-        if not result.exists():
-            abort(404, description=f"No task with id {task_id} was submitted (or its result expired).")
-        state = result.state
-        value = result.result if state in states.READY_STATES else None  # read with the state
-    body: dict[str, Any] = {"task_id": result.id, "state": state}
-    if state == states.SUCCESS:
+        _abort_unless_submitted(celery_app, task_id)
+        meta = celery_app.backend.get_task_meta(task_id)  # the state and its result in one read
+    state, value = meta["status"], meta["result"]
+    body: dict[str, Any] = {"task_id": task_id, "state": state}
+    if state == PROGRESS:
+        body["progress"] = value["progress"]
+    elif state == states.SUCCESS:
         body["result"] = value.isoformat() if isinstance(value, datetime) else value
     elif state == states.FAILURE:
         message = mask_secrets(_describe_failure(value), celery_app)  # a URL in an error message
         body["error"] = {"type": type(value).__name__, "message": message}
     return body
+
+
+@bp.delete("/<uuid:task_id>")
+def cancel_task(task_id: Any) -> tuple[dict[str, Any], int]:
+    """Cancel a queued or running task: 202; a finished one: 409; asking again answers the same.
+
+    REVOKED is stored first: a worker drops the message of a task stored as finished, so
+    a queued task never runs, even if every worker restarts before its message is
+    delivered. Then the workers are told: prefork kills a running task's process, and
+    other pools' tasks look at the stored state between their steps.
+    """
+    celery_app = _celery()
+    task_id = str(task_id)
+    with dependency("result backend", backend_errors(celery_app), celery_app):
+        _abort_unless_submitted(celery_app, task_id)
+        state = celery_app.backend.get_state(task_id)
+        if state in (states.SUCCESS, states.FAILURE):
+            abort(409, description=f"The task has already finished ({state}); there is nothing to cancel.")
+        if state != states.REVOKED:
+            celery_app.backend.mark_as_revoked(task_id, "cancelled")
+    with dependency("broker", (OperationalError,), celery_app):
+        celery_app.control.revoke(task_id, terminate=True, signal="SIGTERM")
+    return {"task_id": task_id, "state": states.REVOKED}, 202
+
+
+def _abort_unless_submitted(celery_app: Celery, task_id: str) -> None:
+    """404 for an id never submitted: Celery says PENDING for any id, so submit() records each one."""
+    if not celery_app.AsyncResult(task_id).exists():
+        abort(404, description=f"No task with id {task_id} was submitted (or its result expired).")
 
 
 def _describe_failure(error: object) -> str:

@@ -9,22 +9,52 @@ from datetime import UTC, datetime
 from typing import Any
 
 from celery import Task, shared_task, states
+from celery.exceptions import Ignore
+from celery.worker.state import revoked as revoked_tasks
 from flask import current_app
 from kombu.exceptions import OperationalError
 
 CONFIRM_TIMEOUT = 0.5
+# The state of a running task that reports how far it has come.
+PROGRESS = "PROGRESS"
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(ignore_result=False)  # type: ignore[untyped-decorator]
-def sample_task() -> datetime:
-    """Sleep for the configured time, then return when it finished (UTC)."""
+# Progress is reported, and a cancel looked for, this many times a run.
+PROGRESS_STEPS = 10
+
+
+@shared_task(bind=True, ignore_result=False)  # type: ignore[untyped-decorator]
+def sample_task(self: Task, seconds: float | None = None) -> datetime:
+    """Sleep for `seconds` (else the configured time) in steps, then return when it finished (UTC).
+
+    Between steps it reports its progress (state PROGRESS, ``{"progress": 0..1}``) and
+    stops if it was cancelled: the prefork pool kills a cancelled task's process, the other
+    pools (solo, threads) run it in the worker's own process and must be asked.
+    """
     # Reading current_app works only because the task runs in the app context.
-    seconds = current_app.config["SAMPLE_TASK_SECONDS"]
-    logger.info("sleeping for %s s", seconds)
-    time.sleep(seconds)
+    total = current_app.config["SAMPLE_TASK_SECONDS"] if seconds is None else seconds
+    logger.info("sleeping for %s s", total)
+    for step in range(PROGRESS_STEPS if total else 0):
+        stop_if_cancelled(self)
+        self.update_state(state=PROGRESS, meta={"progress": step / PROGRESS_STEPS})
+        time.sleep(total / PROGRESS_STEPS)
+    stop_if_cancelled(self)
     return datetime.now(UTC)
+
+
+def stop_if_cancelled(task: Task) -> None:
+    """Raise Ignore if the task was cancelled (DELETE /task/<id>), leaving its state REVOKED.
+
+    The API stores REVOKED; the worker is told too, but a solo pool reads control
+    messages only between tasks, so the stored state is what counts. Read before each
+    progress write, which would otherwise hide it (a cancel in the instant between the
+    read and the write is missed). Ignore keeps Celery from storing anything after.
+    """
+    if task.request.id in revoked_tasks or task.backend.get_state(task.request.id) == states.REVOKED:
+        task.backend.mark_as_revoked(task.request.id, "cancelled while running", request=task.request)
+        raise Ignore()
 
 
 def submit(task: Task, *args: Any, **kwargs: Any) -> str:

@@ -34,7 +34,7 @@ ENV_OVERRIDES: dict[str, tuple[str | None, str]] = {
     "CELERY_BROKER_URL": ("celery", "broker_url"),
     "CELERY_RESULT_BACKEND": ("celery", "result_backend"),
 }
-TOP_LEVEL_KEYS = frozenset({"secret_key", "port", "sample_task_seconds", "celery"})
+TOP_LEVEL_KEYS = frozenset({"secret_key", "port", "sample_task_seconds", "sample_task_max_seconds", "celery"})
 REQUIRED_CELERY_SETTINGS = ("broker_url", "result_backend")
 _ENV_VARIABLE_FOR = {".".join(filter(None, place)): name for name, place in ENV_OVERRIDES.items()}
 _REQUIRED = object()
@@ -60,9 +60,8 @@ def load_config(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     port = _get(path, data, "port", int, "an integer", default=8080)
     if not 1 <= port <= 65535:
         raise ConfigError(path, "port", f"expected a TCP port from 1 to 65535, got {port}")
-    seconds = _get(path, data, "sample_task_seconds", (int, float), "a number", default=5)
-    if not 0 <= seconds < math.inf:  # also refuses .nan, which compares false
-        raise ConfigError(path, "sample_task_seconds", f"expected a finite number, 0 or more, got {seconds}")
+    seconds = _seconds(path, data, "sample_task_seconds", default=5)
+    max_seconds = _seconds(path, data, "sample_task_max_seconds", default=300)
     secret_key = _get(path, data, "secret_key", str, "a non-empty string")
     if secret_key in PUBLIC_SECRET_KEYS and not _debug(environ):
         raise ConfigError(path, "secret_key", "is the published example value: set your own (or FLASK_SECRET_KEY)")
@@ -72,6 +71,7 @@ def load_config(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         "SECRET_KEY": secret_key,
         "PORT": port,
         "SAMPLE_TASK_SECONDS": seconds,
+        "SAMPLE_TASK_MAX_SECONDS": max_seconds,
         "CELERY": celery,
     }
 
@@ -100,6 +100,13 @@ def _warn_if_readable_by_all(path: Path, in_file: Mapping[str, Any]) -> None:
     holds_secrets = "secret_key" in in_file or any(urlsplit(url).password for url in urls)
     if holds_secrets and path.stat().st_mode & stat.S_IROTH:
         logger.warning("config file %s holds secrets but any user can read it: chmod o-r %s", path, path)
+
+
+def _seconds(path: Path, data: Mapping[str, Any], key: str, default: float) -> float:
+    seconds: float = _get(path, data, key, (int, float), "a number", default=default)
+    if not 0 <= seconds < math.inf:  # also refuses .nan, which compares false
+        raise ConfigError(path, key, f"expected a finite number, 0 or more, got {seconds}")
+    return seconds
 
 
 def _get(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import yaml
-from flask import Blueprint
+from flask import Blueprint, current_app
 
 bp = Blueprint("openapi", __name__)
 
@@ -20,5 +21,8 @@ def _spec() -> dict[str, Any]:
 
 @bp.get("/openapi.json")
 def openapi() -> dict[str, Any]:
-    """The OpenAPI 3.0 description of this API."""
-    return _spec()
+    """The OpenAPI 3.0 description of this API, with this app's limit on `seconds`."""
+    spec = copy.deepcopy(_spec())
+    body = spec["paths"]["/task/"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    body["properties"]["seconds"]["maximum"] = current_app.config["SAMPLE_TASK_MAX_SECONDS"]
+    return spec

@@ -58,7 +58,7 @@ def test_a_warm_shutdown_mid_task_finishes_it_first(tmp_path: Path) -> None:
     client = create_app_from(config).test_client()
     location = client.post("/task/").headers["Location"]
     with cli_worker(config, tmp_path / "worker.log", pool="prefork") as worker:
-        wait_for_state(client, location, "STARTED", timeout=60)
+        wait_for_state(client, location, "PROGRESS", timeout=60)  # running
         worker.terminate()
         assert worker.wait(timeout=60) == 0
         assert client.get(location).json["state"] == "SUCCESS"  # before the worker was gone

@@ -160,7 +160,7 @@ def test_worker_killed_mid_task_is_redelivered_to_a_new_worker(write_config: Wri
     # Prefork, as in production: an early ack would have been sent when the pool took the task.
     with cli_worker(path, first_log, "--loglevel=info", "--concurrency=1", pool="prefork") as first:
         task_id = client.post("/task/").json["task_id"]
-        wait_for_state(client, f"/task/{task_id}", "STARTED")
+        wait_for_state(client, f"/task/{task_id}", "PROGRESS")  # running
         os.killpg(first.pid, signal.SIGKILL)  # the main process and its pool, as an OOM kill would
         first.wait()
     with cli_worker(path, second_log, "--loglevel=info"):
@@ -175,7 +175,7 @@ def test_pool_process_killed_mid_task_is_run_again(write_config: WriteConfig, tm
     client = create_app_from(path).test_client()
     with cli_worker(path, tmp_path / "worker.log", "--concurrency=1", pool="prefork") as worker:
         task_id = client.post("/task/").json["task_id"]
-        wait_for_state(client, f"/task/{task_id}", "STARTED")
+        wait_for_state(client, f"/task/{task_id}", "PROGRESS")  # running
         (pool_process,) = psutil.Process(worker.pid).children()
         pool_process.send_signal(signal.SIGKILL)
         body = wait_for_state(client, f"/task/{task_id}", "SUCCESS", timeout=60)
@@ -212,3 +212,39 @@ def test_tasks_past_their_time_limits_fail_clearly(write_config: WriteConfig, tm
         "message": "The task was interrupted at its soft time limit.",
     }
     assert hard_error == {"type": "TimeLimitExceeded", "message": "The task was killed at its hard time limit (2 s)."}
+
+
+def test_a_cancelled_queued_task_never_runs_even_on_a_worker_started_after(
+    write_config: WriteConfig, tmp_path: Path
+) -> None:
+    """Cancelled while no worker runs: the worker started later drops its message (REVOKED is stored)."""
+    path = write_config("cancel-queued")
+    client = create_app_from(path).test_client()
+    task_id = client.post("/task/", json={"seconds": 0}).json["task_id"]
+    assert client.delete(f"/task/{task_id}").status_code == 202  # no worker hears the broadcast
+    log = tmp_path / "worker.log"
+    with cli_worker(path, log, "--loglevel=info", pool="prefork"):
+        probe = client.post("/task/", json={"seconds": 0}).json["task_id"]  # queued after it
+        wait_for_state(client, f"/task/{probe}", "SUCCESS", timeout=60)
+    assert client.get(f"/task/{task_id}").json == {"task_id": task_id, "state": "REVOKED"}
+    assert f"[{task_id}] has already finished: message dropped" in log.read_text()
+    assert f"[{task_id}] sleeping" not in log.read_text()
+
+
+def test_a_cancelled_running_task_on_prefork_is_killed_and_stays_revoked(
+    write_config: WriteConfig, tmp_path: Path
+) -> None:
+    """Prefork kills the running task's process; it is not run again, and the worker goes on serving."""
+    path = write_config("cancel-running")
+    client = create_app_from(path).test_client()
+    log = tmp_path / "worker.log"
+    with cli_worker(path, log, "--loglevel=info", "--concurrency=1", pool="prefork"):
+        task_id = client.post("/task/", json={"seconds": 30}).json["task_id"]
+        wait_for_state(client, f"/task/{task_id}", "PROGRESS")
+        assert client.delete(f"/task/{task_id}").status_code == 202
+        wait_for_state(client, f"/task/{task_id}", "REVOKED", timeout=10)
+        after = client.post("/task/", json={"seconds": 0}).json["task_id"]
+        wait_for_state(client, f"/task/{after}", "SUCCESS", timeout=60)  # one process: the killed one was replaced
+        assert client.get(f"/task/{task_id}").json["state"] == "REVOKED"
+    assert f"Terminating {task_id}" in log.read_text()
+    assert f"[{task_id}] succeeded" not in log.read_text()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -24,7 +25,7 @@ def test_post_is_pending_then_succeeds_with_a_datetime(
     posted = client.post("/task/")
     assert posted.status_code == 202
     location = posted.headers["Location"]
-    assert client.get(location).json["state"] in {"PENDING", "STARTED"}
+    assert client.get(location).json["state"] in {"PENDING", "STARTED", "PROGRESS"}
     body = wait_for_state(client, location, "SUCCESS")
     finished = datetime.fromisoformat(body["result"])
     assert finished.tzinfo is not None
@@ -44,3 +45,26 @@ def test_unknown_id_is_404_with_a_real_backend(client: FlaskClient) -> None:
     response = client.get(f"/task/{uuid.uuid4()}")
     assert response.status_code == 404
     assert response.json["error"]["code"] == 404
+
+
+def test_progress_is_seen_between_0_and_1_while_the_task_runs(client: FlaskClient) -> None:
+    """GET on a running task: PROGRESS and a fraction, rising, then SUCCESS."""
+    location = client.post("/task/", json={"seconds": 1}).headers["Location"]
+    seen = [wait_for_state(client, location, "PROGRESS")["progress"]]
+    while (body := client.get(location).json)["state"] == "PROGRESS":
+        seen.append(body["progress"])
+        time.sleep(0.05)
+    assert body["state"] == "SUCCESS"
+    assert seen == sorted(seen) and seen[0] >= 0 and 0 < seen[-1] < 1
+
+
+def test_a_cancelled_task_on_the_solo_pool_stops_between_its_steps(client: FlaskClient) -> None:
+    """The embedded worker (solo: it reads no control message while a task runs) stops at the next step."""
+    location = client.post("/task/", json={"seconds": 5}).headers["Location"]
+    wait_for_state(client, location, "PROGRESS")
+    started = time.monotonic()
+    assert client.delete(location).status_code == 202
+    wait_for_state(client, location, "REVOKED")
+    time.sleep(1)  # past the next two steps: nothing overwrites REVOKED
+    assert client.get(location).json == {"task_id": location.rsplit("/", 1)[1], "state": "REVOKED"}
+    assert time.monotonic() - started < 4  # it did not sleep the 5 s out

@@ -50,6 +50,7 @@ def test_seed_format_is_read_as_is(tmp_path: Path) -> None:
         "SECRET_KEY": "my_secret_key",
         "PORT": 8080,
         "SAMPLE_TASK_SECONDS": 5,
+        "SAMPLE_TASK_MAX_SECONDS": 300,
         "CELERY": {"broker_url": "amqp://localhost:5672", "result_backend": "redis://localhost:6379"},
     }
 

@@ -12,7 +12,7 @@ from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app import create_app, routes
+from app import create_app, routes, tasks
 from app.tasks import submit
 from tests.tasks import failing_task
 from tests.unit.conftest import EAGER, IN_MEMORY_CONFIG, WriteConfig
@@ -71,6 +71,59 @@ def test_unknown_task_or_path_is_404_json(client: FlaskClient, path: str) -> Non
     assert response.is_json and response.json["error"]["code"] == 404
 
 
+def test_a_running_task_reports_its_progress(app: Flask, client: FlaskClient) -> None:
+    """GET on a task that reported progress: PROGRESS and a number from 0 to 1."""
+    task_id = str(uuid.uuid4())
+    app.extensions["celery"].backend.store_result(task_id, {"progress": 0.3}, "PROGRESS")  # as the task does
+    assert client.get(f"/task/{task_id}").json == {"task_id": task_id, "state": "PROGRESS", "progress": 0.3}
+
+
+@pytest.fixture
+def queued(write_config: WriteConfig) -> tuple[FlaskClient, str]:
+    """A client of a non-eager app and the id of a task it queued (the memory queue: no worker)."""
+    write_config()
+    client = create_app().test_client()
+    return client, client.post("/task/").json["task_id"]
+
+
+def test_cancelling_a_queued_task_revokes_it_and_a_second_cancel_answers_the_same(
+    queued: tuple[FlaskClient, str],
+) -> None:
+    """DELETE on a queued task: 202 REVOKED, stored for GET (and for the worker); again: the same."""
+    client, task_id = queued
+    for _ in range(2):
+        response = client.delete(f"/task/{task_id}")
+        assert (response.status_code, response.json) == (202, {"task_id": task_id, "state": "REVOKED"})
+        assert client.get(f"/task/{task_id}").json == {"task_id": task_id, "state": "REVOKED"}
+
+
+def test_cancelling_tells_the_workers_to_stop_it(
+    queued: tuple[FlaskClient, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The workers are told too: prefork kills a running task's process (SIGTERM)."""
+    client, task_id = queued
+    sent: list[tuple[object, dict[str, object]]] = []
+    control = client.application.extensions["celery"].control
+    monkeypatch.setattr(control, "revoke", lambda task_id, **options: sent.append((task_id, options)))
+    client.delete(f"/task/{task_id}")
+    assert sent == [(task_id, {"terminate": True, "signal": "SIGTERM"})]
+
+
+@pytest.mark.parametrize(
+    ("task", "status"), [("finished", 409), ("unknown", 404)], ids=["finished-is-409", "unknown-is-404"]
+)
+def test_cancelling_a_finished_or_unknown_task_changes_nothing(client: FlaskClient, task: str, status: int) -> None:
+    """DELETE on a finished task: 409, still SUCCESS; on an id never submitted: 404."""
+    task_id = client.post("/task/").json["task_id"] if task == "finished" else str(uuid.uuid4())
+    response = client.delete(f"/task/{task_id}")
+    assert (response.status_code, response.is_json) == (status, True)
+    if task == "finished":
+        assert response.json["error"]["message"] == (
+            "The task has already finished (SUCCESS); there is nothing to cancel."
+        )
+        assert client.get(f"/task/{task_id}").json["state"] == "SUCCESS"
+
+
 def test_wrong_method_is_405_json_with_allow(client: FlaskClient) -> None:
     """A wrong method gets 405 as JSON and still lists the allowed methods."""
     response = client.delete("/task/")
@@ -113,7 +166,17 @@ def rewind(body: dict[str, object]) -> None:
 @pytest.mark.parametrize(
     ("body", "status", "message"),
     [
-        ({"json": {"seconds": 1, "a": 2}}, 400, "Unknown parameters: a, seconds; the sample task takes none."),
+        (
+            {"json": {"seconds": 1, "b": 2, "a": 3}},
+            400,
+            "Unknown parameters: a, b; the sample task takes only seconds.",
+        ),
+        ({"json": {"seconds": "5"}}, 400, "Parameter seconds: expected a number from 0 to 300."),
+        ({"json": {"seconds": True}}, 400, "Parameter seconds: expected a number from 0 to 300."),
+        ({"json": {"seconds": None}}, 400, "Parameter seconds: expected a number from 0 to 300."),
+        ({"json": {"seconds": -0.001}}, 400, "Parameter seconds: expected a number from 0 to 300."),
+        ({"json": {"seconds": 300.001}}, 400, "Parameter seconds: expected a number from 0 to 300."),
+        ({"data": '{"seconds": NaN}', "content_type": "application/json"}, 400, "The body is not valid JSON."),
         ({"json": [1]}, 400, "The body must be a JSON object."),
         ({"data": "{bad", "content_type": "application/json"}, 400, "The body is not valid JSON."),
         ({"data": "[" * 5000, "content_type": "application/json"}, 400, "The body is not valid JSON."),
@@ -131,6 +194,12 @@ def rewind(body: dict[str, object]) -> None:
     ],
     ids=[
         "unknown-parameter",
+        "seconds-string",
+        "seconds-boolean",
+        "seconds-null",
+        "seconds-negative",
+        "seconds-past-the-maximum",
+        "seconds-nan",
         "not-an-object",
         "malformed-json",
         "nested-too-deep",
@@ -158,11 +227,16 @@ def test_bad_post_body_is_4xx_json_and_queues_nothing(
         {"json": {}},
         {"data": "{}" + " " * (16 * 1024 - 2), "content_type": "application/json"},
         chunked(16 * 1024),
+        {"json": {"seconds": 0}},
+        {"json": {"seconds": 300}},
     ],
-    ids=["no-body", "empty-object", "largest-accepted", "largest-accepted-chunked"],
+    ids=["no-body", "empty-object", "largest-accepted", "largest-accepted-chunked", "seconds-0", "seconds-maximum"],
 )
-def test_post_accepts_no_body_or_an_empty_object(client: FlaskClient, body: dict[str, object]) -> None:
-    """The two bodies the sample task can take are accepted."""
+def test_post_accepts_no_body_an_empty_object_or_seconds(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch, body: dict[str, object]
+) -> None:
+    """The bodies the sample task can take are accepted (the maximum is the config's, 300 by default)."""
+    monkeypatch.setattr(tasks.time, "sleep", lambda seconds: None)
     rewind(body)
     assert client.post("/task/", **body).status_code == 202
 
@@ -185,6 +259,14 @@ def test_openapi_description_covers_every_route(app: Flask, client: FlaskClient)
     }
     assert spec["openapi"].startswith("3.")
     assert described == served
+
+
+def test_openapi_description_states_the_configured_maximum(app: Flask, client: FlaskClient) -> None:
+    """The `seconds` a POST may ask for is bounded by this app's config, and the description says so."""
+    app.config["SAMPLE_TASK_MAX_SECONDS"] = 12.5
+    body = client.get("/openapi.json").json["paths"]["/task/"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"]["properties"]["seconds"] == {"type": "number", "minimum": 0, "maximum": 12.5}
+    assert client.post("/task/", json={"seconds": 12.6}).status_code == 400
 
 
 @pytest.mark.parametrize(

@@ -15,15 +15,46 @@ from app import create_app, tasks
 from tests.unit.conftest import EAGER, WriteConfig
 
 
-def test_sample_task_sleeps_for_the_configured_seconds(
+@pytest.mark.parametrize(
+    ("body", "seconds"), [({}, 7), ({"json": {"seconds": 2.5}}, 2.5)], ids=["configured", "asked-for"]
+)
+def test_sample_task_sleeps_in_steps_reporting_progress(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch, body: dict[str, object], seconds: float
+) -> None:
+    """It sleeps `seconds` from the body, else from current_app.config (its app context), in ten steps."""
+    slept: list[float] = []
+    progress: list[object] = []
+    monkeypatch.setattr(tasks.time, "sleep", slept.append)
+    monkeypatch.setattr(tasks.sample_task, "update_state", lambda **state: progress.append(state))
+    app.config["SAMPLE_TASK_SECONDS"] = 7
+    client.post("/task/", **body)
+    assert slept == [seconds / tasks.PROGRESS_STEPS] * tasks.PROGRESS_STEPS
+    assert progress == [{"state": "PROGRESS", "meta": {"progress": step / 10}} for step in range(10)]
+
+
+def test_a_task_of_no_seconds_reports_no_progress(client: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Zero seconds: no steps, no progress writes (the unit tier's config says 0)."""
+    monkeypatch.setattr(tasks.sample_task, "update_state", lambda **state: pytest.fail("progress written"))
+    assert client.get(client.post("/task/").headers["Location"]).json["state"] == "SUCCESS"
+
+
+def test_a_task_cancelled_while_it_runs_stops_and_stays_revoked(
     app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The sleep comes from current_app.config, i.e. from the task's app context."""
+    """Between steps the task looks at its stored state: REVOKED stops it, and nothing overwrites it."""
+    backend = app.extensions["celery"].backend
     slept: list[float] = []
-    monkeypatch.setattr(tasks.time, "sleep", slept.append)
-    app.config["SAMPLE_TASK_SECONDS"] = 7
-    client.post("/task/")
-    assert slept == [7]
+
+    def cancel_after_the_second_step(seconds: float) -> None:
+        slept.append(seconds)
+        if len(slept) == 2:  # what DELETE /task/<id> stores
+            backend.mark_as_revoked(tasks.sample_task.request.id, "cancelled")
+
+    monkeypatch.setattr(tasks.time, "sleep", cancel_after_the_second_step)
+    app.config["SAMPLE_TASK_SECONDS"] = 1
+    location = client.post("/task/").headers["Location"]
+    assert len(slept) == 2
+    assert client.get(location).json == {"task_id": location.rsplit("/", 1)[1], "state": "REVOKED"}
 
 
 @freeze_time("2026-01-02 03:04:05")
