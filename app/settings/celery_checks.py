@@ -52,8 +52,9 @@ def _accepted_types(name: str, option: Option) -> tuple[type, ...] | None:
 
 
 _SETTINGS = {name: _accepted_types(name, option) for name, option in flatten(NAMESPACES) if name.islower()}
-# Read by Celery's loader, but missing from its table.
+# Read by Celery's loader and its result backends, but missing from its table.
 _SETTINGS["override_backends"] = (dict,)
+_SETTINGS["result_backend_thread_safe"] = (bool,)
 
 
 def check_celery_settings(path: Path, celery: Mapping[str, Any]) -> None:

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from celery.app.defaults import DEFAULTS as CELERY_OWN_DEFAULTS
+
 from app.fixes.redis_results import PublisherRedisBackend, PublisherSentinelBackend
 
 # Defaults a production user of RabbitMQ + Redis expects; the config file overrides any.
@@ -33,14 +35,19 @@ CELERY_DEFAULTS: dict[str, Any] = {
     "task_publish_retry_policy": {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2},
     "redis_socket_connect_timeout": 1,
     "redis_socket_timeout": 2,
-    # Redis result backends that don't subscribe to every task sent (app/fixes/redis_results.py).
+    # Redis result backends that don't subscribe to every task sent (app/fixes/redis_results.py),
+    # and a database backend whose first call fails at once when the database is unreachable
+    # (app/fixes/database_results.py; named, not imported: only its users load SQLAlchemy).
     "override_backends": {
-        scheme: f"{backend.__module__}:{backend.__name__}"
-        for scheme, backend in [
-            ("redis", PublisherRedisBackend),
-            ("rediss", PublisherRedisBackend),
-            ("sentinel", PublisherSentinelBackend),
-        ]
+        **{
+            scheme: f"{backend.__module__}:{backend.__name__}"
+            for scheme, backend in [
+                ("redis", PublisherRedisBackend),
+                ("rediss", PublisherRedisBackend),
+                ("sentinel", PublisherSentinelBackend),
+            ]
+        },
+        "db": "app.fixes.database_results:ReachableFirstDatabaseBackend",
     },
 }
 
@@ -79,14 +86,58 @@ _BROKER_KIND = {
 }
 
 
+# Defaults for Celery's SQLAlchemy result backend (`db+<dialect>[+<driver>]://...`): a stalled
+# database answers 503 in about 2 s instead of holding requests for minutes (README,
+# "Reliability"). Merged like BROKER_DEFAULTS: the file's settings win, and its
+# database_engine_options (and their connect_args) are merged into these key by key.
+DATABASE_BACKEND_DEFAULTS: dict[str, Any] = {
+    # Celery retries each call of this backend alone 3 more times (kept from its old
+    # decorator); against a stalled database each try waits out the connect timeout.
+    "result_backend_always_retry": False,
+    # Celery connects to create its tables when the backend object is made, before any
+    # request's error handling; they are checked on the first call instead, inside it.
+    "database_create_tables_at_setup": False,
+    # One backend per process, not per thread: each new one checks the tables on its first
+    # call (Flask's development server runs each request in a thread of its own).
+    "result_backend_thread_safe": True,
+    "database_engine_options": dict(CELERY_OWN_DEFAULTS["database_engine_options"]),
+}
+# PostgreSQL through libpq (psycopg, psycopg2, SQLAlchemy's default): a new connection to a
+# database that accepts it but never answers fails after this many seconds (psycopg's
+# minimum; its default is 130). Outside the worker's forked pool processes Celery opens a
+# connection per call (NullPool), so this bounds every call the web process makes.
+LIBPQ_CONNECT_ARGS: dict[str, Any] = {"connect_timeout": 2}
+_LIBPQ_DRIVERS = frozenset({"", "psycopg", "psycopg2"})
+
+
 def celery_settings(file_settings: Mapping[str, Any]) -> dict[str, Any]:
-    """CELERY_DEFAULTS, then the broker's own defaults, then the file's settings."""
+    """CELERY_DEFAULTS, then the broker's and the result backend's own defaults, then the file's settings."""
     first_url = str(file_settings.get("broker_url") or "").split(";")[0].strip()
     kind = _BROKER_KIND.get(urlsplit(first_url).scheme.lower().split("+")[0])
     broker = BROKER_DEFAULTS.get(kind or "", {})
-    settings = {**CELERY_DEFAULTS, **broker, **file_settings}
+    backend = _backend_defaults(str(file_settings.get("result_backend") or ""))
+    settings = {**CELERY_DEFAULTS, **broker, **backend, **file_settings}
     in_file = file_settings.get("broker_transport_options") or {}
     transport_options = {**broker.get("broker_transport_options", {}), **in_file}
     if transport_options:
         settings["broker_transport_options"] = transport_options
+    if "database_engine_options" in backend:
+        defaults, in_file = backend["database_engine_options"], file_settings.get("database_engine_options") or {}
+        engine_options = {**defaults, **in_file}
+        if "connect_args" in defaults or "connect_args" in in_file:
+            engine_options["connect_args"] = {**defaults.get("connect_args", {}), **in_file.get("connect_args", {})}
+        settings["database_engine_options"] = engine_options
     return settings
+
+
+def _backend_defaults(result_backend: str) -> dict[str, Any]:
+    """DATABASE_BACKEND_DEFAULTS for a `db+` URL, with LIBPQ_CONNECT_ARGS for PostgreSQL on libpq."""
+    scheme = urlsplit(result_backend).scheme.lower()
+    if not scheme.startswith("db+"):
+        return {}
+    dialect, _, driver = scheme.removeprefix("db+").partition("+")
+    defaults = {**DATABASE_BACKEND_DEFAULTS}
+    if dialect == "postgresql" and driver in _LIBPQ_DRIVERS:
+        engine_options = {**defaults["database_engine_options"], "connect_args": LIBPQ_CONNECT_ARGS}
+        defaults["database_engine_options"] = engine_options
+    return defaults

@@ -21,6 +21,7 @@ from celery.worker import WorkController
 from celery.worker import state as worker_state
 from flask import Flask, g
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 import tests.tasks  # noqa: F401  (registers the probe tasks with every Celery app)
 from app import create_app
@@ -167,6 +168,19 @@ def wait_for_state(client: FlaskClient, location: str, state: str, timeout: floa
             assert response.json["state"] == state, response.json
             return dict(response.json)
         time.sleep(0.05)
+
+
+def at_once(client: FlaskClient, *requests: str) -> list[tuple[TestResponse, float]]:
+    """Send requests ("POST /task/") together, each from its own client; each response with its seconds."""
+
+    def send(request: str) -> tuple[TestResponse, float]:
+        method, path = request.split()
+        started = time.monotonic()
+        response = client.application.test_client().open(path, method=method)
+        return response, time.monotonic() - started
+
+    with ThreadPoolExecutor(len(requests)) as pool:
+        return list(pool.map(send, requests))
 
 
 @contextmanager

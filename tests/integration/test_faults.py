@@ -10,7 +10,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,13 +20,13 @@ import pytest
 from celery.worker import WorkController
 from flask import Flask
 from flask.testing import FlaskClient
-from werkzeug.test import TestResponse
 
 from app.tasks import sample_task, submit
 from tests.integration import services
 from tests.integration.conftest import (
     REDIS_PASSWORD,
     WriteConfig,
+    at_once,
     cli_worker,
     create_app_from,
     wait_for_state,
@@ -67,19 +67,6 @@ def paused(container: DockerContainer) -> Iterator[None]:
         yield
     finally:
         container.get_wrapped_container().unpause()
-
-
-def at_once(client: FlaskClient, *requests: str) -> list[tuple[TestResponse, float]]:
-    """Send requests ("POST /task/") together, each from its own client; each response with its seconds."""
-
-    def send(request: str) -> tuple[TestResponse, float]:
-        method, path = request.split()
-        started = time.monotonic()
-        response = client.application.test_client().open(path, method=method)
-        return response, time.monotonic() - started
-
-    with ThreadPoolExecutor(len(requests)) as pool:
-        return list(pool.map(send, requests))
 
 
 def test_stalled_broker_answers_503_in_time_then_recovers(own: services.Containers, own_client: FlaskClient) -> None:

@@ -7,6 +7,7 @@ from celery.backends.redis import RedisBackend
 from flask import Flask, g
 
 from app import create_app
+from app.fixes.database_results import ReachableFirstDatabaseBackend
 from app.fixes.redis_results import PublisherRedisBackend, PublisherSentinelBackend
 from app.tasks import sample_task
 from tests.tasks import context_probe, failing_task
@@ -95,6 +96,62 @@ def test_the_file_can_restore_celerys_redis_backend(write_config: WriteConfig) -
     celery = {**IN_MEMORY_CONFIG["celery"], "result_backend": "redis://127.0.0.1:1/0", "override_backends": {}}
     write_config({**IN_MEMORY_CONFIG, "celery": celery})
     assert type(create_app().extensions["celery"].backend) is RedisBackend
+
+
+POSTGRESQL_TIMEOUT = {"connect_timeout": 2}
+
+
+@pytest.mark.parametrize(
+    ("result_backend", "connect_args"),
+    [
+        ("db+postgresql+psycopg://u:p@127.0.0.1:1/results", POSTGRESQL_TIMEOUT),
+        ("db+postgresql+psycopg2://u:p@127.0.0.1:1/results", POSTGRESQL_TIMEOUT),
+        ("db+postgresql://u:p@127.0.0.1:1/results", POSTGRESQL_TIMEOUT),
+        ("db+postgresql+pg8000://u:p@127.0.0.1:1/results", None),
+        ("db+sqlite:///results.sqlite", None),
+    ],
+    ids=["psycopg", "psycopg2", "default-driver", "pg8000", "sqlite"],
+)
+def test_database_result_backends_get_their_own_defaults(
+    write_config: WriteConfig, result_backend: str, connect_args: dict | None
+) -> None:
+    """Reachability checked first, no retries, one backend per process; PostgreSQL on libpq: 2 s connect timeout."""
+    write_config({**IN_MEMORY_CONFIG, "celery": {**IN_MEMORY_CONFIG["celery"], "result_backend": result_backend}})
+    celery_app = create_app().extensions["celery"]
+    conf = celery_app.conf
+    assert type(celery_app.backend) is ReachableFirstDatabaseBackend
+    assert (conf.result_backend_always_retry, conf.database_create_tables_at_setup) == (False, False)
+    assert conf.result_backend_thread_safe is True
+    expected = {"pool_pre_ping": True, "pool_recycle": 3600}  # Celery's own, kept
+    if connect_args is not None:
+        expected["connect_args"] = connect_args
+    assert conf.database_engine_options == expected
+
+
+def test_other_result_backends_keep_celerys_database_settings(app: Flask) -> None:
+    """The database defaults apply to `db+` URLs only."""
+    conf = app.extensions["celery"].conf
+    assert (conf.result_backend_always_retry, conf.get("result_backend_thread_safe", False)) == (False, False)
+    assert conf.database_create_tables_at_setup is True
+    assert conf.database_engine_options == {"pool_pre_ping": True, "pool_recycle": 3600}
+
+
+def test_the_files_engine_options_are_merged_into_the_defaults(write_config: WriteConfig) -> None:
+    """Setting `sslmode` keeps the connect timeout; the file's other settings win."""
+    celery = {
+        **IN_MEMORY_CONFIG["celery"],
+        "result_backend": "db+postgresql+psycopg://u:p@127.0.0.1:1/results",
+        "result_backend_always_retry": True,
+        "database_engine_options": {"pool_recycle": 60, "connect_args": {"sslmode": "require"}},
+    }
+    write_config({**IN_MEMORY_CONFIG, "celery": celery})
+    conf = create_app().extensions["celery"].conf
+    assert conf.result_backend_always_retry is True
+    assert conf.database_engine_options == {
+        "pool_pre_ping": True,
+        "pool_recycle": 60,
+        "connect_args": {"connect_timeout": 2, "sslmode": "require"},
+    }
 
 
 def test_task_runs_inside_the_app_context(app: Flask) -> None:

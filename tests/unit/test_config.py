@@ -12,7 +12,12 @@ from typing import Any
 import pytest
 
 from app.settings import ConfigError, load_config
-from app.settings.celery_defaults import BROKER_DEFAULTS, CELERY_DEFAULTS
+from app.settings.celery_defaults import (
+    BROKER_DEFAULTS,
+    CELERY_DEFAULTS,
+    DATABASE_BACKEND_DEFAULTS,
+    LIBPQ_CONNECT_ARGS,
+)
 from tests.unit.conftest import IN_MEMORY_CONFIG, WriteConfig
 
 SEED_YAML = """\
@@ -116,8 +121,9 @@ def test_celery_settings_of_a_type_celery_uses_are_accepted(write_config: WriteC
 
 def test_factory_defaults_pass_the_check(write_config: WriteConfig) -> None:
     """Every default the factory sets could be written in the file as it is."""
+    database = {**DATABASE_BACKEND_DEFAULTS, "database_engine_options": {"connect_args": LIBPQ_CONNECT_ARGS}}
     for broker in BROKER_DEFAULTS.values():
-        defaults = json.loads(json.dumps({**CELERY_DEFAULTS, **broker}))  # as a file holds them
+        defaults = json.loads(json.dumps({**CELERY_DEFAULTS, **broker, **database}))  # as a file holds them
         path = write_config(config_with(celery={**defaults, **IN_MEMORY_CONFIG["celery"]}))
         assert load_config({"FLASK_CONFIG": str(path)})["CELERY"]["task_acks_late"] is True
 

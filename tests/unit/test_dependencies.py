@@ -12,10 +12,12 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from celery.exceptions import BackendGetMetaError
 from flask import Flask
 from flask.testing import FlaskClient
 from kombu.exceptions import OperationalError
 from redis.exceptions import ResponseError
+from sqlalchemy import exc as database
 
 from app import create_app, tasks
 from app.web.dependencies import mask_secrets
@@ -24,6 +26,7 @@ from tests.unit.conftest import IN_MEMORY_CONFIG, WriteConfig
 # Nothing listens on port 1: connections are refused at once, without any server.
 REFUSING_BROKER = "amqp://user:s3cret-broker@127.0.0.1:1//"
 REFUSING_BACKEND = "redis://:s3cret-backend@127.0.0.1:1/0"
+REFUSING_DATABASE = "db+postgresql+psycopg://user:s3cret-backend@127.0.0.1:1/results"
 SECRETS = ("s3cret-broker", "s3cret-backend")
 
 
@@ -60,10 +63,22 @@ def test_post_with_backend_down_is_503_and_publishes_nothing(write_config: Write
         assert connection.default_channel.queue_declare("backend-down").message_count == 0
 
 
-def test_get_with_backend_down_is_503(write_config: WriteConfig) -> None:
+@pytest.mark.parametrize("result_backend", [REFUSING_BACKEND, REFUSING_DATABASE], ids=["redis", "postgresql"])
+def test_get_with_backend_down_is_503(write_config: WriteConfig, result_backend: str) -> None:
     """GET /task/<id> cannot tell anything without the backend: 503 JSON, not 404 or 500."""
-    app = app_with(write_config, result_backend=REFUSING_BACKEND)
+    app = app_with(write_config, result_backend=result_backend)
     assert_unavailable(app.test_client().get(f"/task/{uuid.uuid4()}"), "result backend")
+
+
+def test_post_with_database_down_is_503(write_config: WriteConfig) -> None:
+    """A PostgreSQL result backend that refuses: 503 JSON, and its password is shown nowhere."""
+    app = app_with(write_config, result_backend=REFUSING_DATABASE, task_default_queue="database-down")
+    started = time.monotonic()
+    response = app.test_client().post("/task/")
+    # At once: Celery's own backend retried its first table check 10 times (0.2-4.3 s).
+    assert time.monotonic() - started < 1
+    assert_unavailable(response, "result backend")
+    assert "s3cret-backend" not in response.get_data(as_text=True)
 
 
 def test_readyz_is_ok_when_both_answer(client: FlaskClient) -> None:
@@ -119,6 +134,32 @@ def test_backend_errors_are_503_but_bugs_are_not(
 ) -> None:
     """A Redis that answers with an error is unavailable too; a KeyError stays a bug (500)."""
     app = app_with(write_config, result_backend=REFUSING_BACKEND)
+
+    def fail(*args: object) -> None:
+        raise error
+
+    monkeypatch.setattr(app.extensions["celery"].backend, "task_result_exists", fail)
+    assert app.test_client().get(f"/task/{uuid.uuid4()}").status_code == status
+
+
+DATABASE_FAILURE = database.OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (DATABASE_FAILURE, 503),
+        (database.InterfaceError("SELECT 1", {}, Exception("connection already closed")), 503),
+        (BackendGetMetaError("failed to get meta", task_id="x"), 503),
+        (database.ProgrammingError("SELECT 1", {}, Exception('relation "celery_taskmeta" does not exist')), 500),
+    ],
+    ids=["operational", "interface", "gave-up-retrying", "programming-error-is-a-bug"],
+)
+def test_database_errors_are_503_but_bugs_are_not(
+    write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch, error: Exception, status: int
+) -> None:
+    """A database that cannot be reached or gave up is unavailable; a bad query stays a bug (500)."""
+    app = app_with(write_config, result_backend=REFUSING_DATABASE)
 
     def fail(*args: object) -> None:
         raise error

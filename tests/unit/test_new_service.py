@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from noxfile import UNIT_TIER
 from tests import ROOT
 
 SCRIPT = ROOT / "scripts" / "new_service.py"
@@ -29,7 +30,7 @@ def test_generated_service_has_its_package_and_passes_its_unit_tests(tmp_path: P
     ]
     assert leftovers == []
     tests = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not integration and not template"],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", UNIT_TIER],
         cwd=destination,
         capture_output=True,
         text=True,
