@@ -12,6 +12,7 @@ from flask import Flask, appcontext_popped, appcontext_pushed, current_app, has_
 
 from app.fixes import kombu_poll  # noqa: F401  (patches kombu's event loop in every worker: see its docstring)
 from app.settings.celery_defaults import celery_settings
+from app.tasks import TRANSIENT_ERRORS, retry_countdown
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +27,13 @@ def celery_init_app(app: Flask) -> Celery:
             # Not super().__call__: the worker has already pushed this task's request,
             # and pushing a new one would hide its id from the task.
             with app.app_context():
-                return self.run(*args, **kwargs)
+                try:
+                    return self.run(*args, **kwargs)
+                except TRANSIENT_ERRORS as error:
+                    # Stored as RETRY until the last attempt, then raised: FAILURE with this cause.
+                    countdown = retry_countdown(app.config, self.request.retries)
+                    retries = app.config["RETRY_ATTEMPTS"] - 1
+                    raise self.retry(exc=error, countdown=countdown, max_retries=retries) from error
 
     celery_app = Celery(app.import_name, task_cls=FlaskTask)
     celery_app.config_from_object(celery_settings(app.config["CELERY"]))

@@ -52,9 +52,11 @@ def task_status(task_id: Any) -> dict[str, Any]:
         body["progress"] = value["progress"]
     elif state == states.SUCCESS:
         body["result"] = value.isoformat() if isinstance(value, datetime) else value
-    elif state == states.FAILURE:
+    elif state in (states.FAILURE, states.RETRY):
         message = mask_secrets(_describe_failure(value), celery_app)  # a URL in an error message
         body["error"] = {"type": type(value).__name__, "message": message}
+        if state == states.RETRY:
+            body["attempt"] = meta["retries"] + 1  # the one that failed; the next follows its backoff
     return body
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import random
 import time
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +21,24 @@ CONFIRM_TIMEOUT = 0.5
 PROGRESS = "PROGRESS"
 
 logger = logging.getLogger(__name__)
+
+
+class TransientError(Exception):
+    """A failure worth another try later (a dependency briefly away): raise it from a task to be retried."""
+
+
+# What any task of the factory's Celery app may raise to be retried (celery_app.FlaskTask).
+TRANSIENT_ERRORS = (TransientError, ConnectionError, TimeoutError)
+
+
+def retry_countdown(config: Mapping[str, Any], retries: int) -> float:
+    """Seconds before the next attempt: exponential backoff with full jitter.
+
+    Up to ``retry_backoff_seconds * 2**retries`` (capped by ``retry_backoff_max_seconds``),
+    drawn at random so that tasks failing together do not all come back together.
+    """
+    ceiling = min(config["RETRY_BACKOFF_MAX_SECONDS"], config["RETRY_BACKOFF_SECONDS"] * 2**retries)
+    return random.uniform(0, ceiling)
 
 
 # Progress is reported, and a cancel looked for, this many times a run.

@@ -10,6 +10,8 @@ from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from flask import current_app, g, has_app_context
 
+from app.tasks import TransientError
+
 
 @shared_task(bind=True)
 def context_probe(self: Task) -> dict[str, Any]:
@@ -53,3 +55,11 @@ def counted_task(key: str) -> int:
     """Count a run under `key`; answer how many runs it has had."""
     RUNS[key] += 1
     return RUNS[key]
+
+
+@shared_task(bind=True)
+def flaky_task(self: Task, failures: int) -> int:
+    """Fail with a transient error `failures` times, then succeed; answer the attempt that did."""
+    if self.request.retries < failures:
+        raise TransientError(f"dependency away (attempt {self.request.retries + 1})")
+    return int(self.request.retries) + 1

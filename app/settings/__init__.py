@@ -34,7 +34,18 @@ ENV_OVERRIDES: dict[str, tuple[str | None, str]] = {
     "CELERY_BROKER_URL": ("celery", "broker_url"),
     "CELERY_RESULT_BACKEND": ("celery", "result_backend"),
 }
-TOP_LEVEL_KEYS = frozenset({"secret_key", "port", "sample_task_seconds", "sample_task_max_seconds", "celery"})
+TOP_LEVEL_KEYS = frozenset(
+    {
+        "secret_key",
+        "port",
+        "sample_task_seconds",
+        "sample_task_max_seconds",
+        "retry_attempts",
+        "retry_backoff_seconds",
+        "retry_backoff_max_seconds",
+        "celery",
+    }
+)
 REQUIRED_CELERY_SETTINGS = ("broker_url", "result_backend")
 _ENV_VARIABLE_FOR = {".".join(filter(None, place)): name for name, place in ENV_OVERRIDES.items()}
 _REQUIRED = object()
@@ -62,6 +73,9 @@ def load_config(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         raise ConfigError(path, "port", f"expected a TCP port from 1 to 65535, got {port}")
     seconds = _seconds(path, data, "sample_task_seconds", default=5)
     max_seconds = _seconds(path, data, "sample_task_max_seconds", default=300)
+    attempts = _get(path, data, "retry_attempts", int, "an integer", default=5)
+    if attempts < 1:
+        raise ConfigError(path, "retry_attempts", f"expected 1 or more (the first run counts), got {attempts}")
     secret_key = _get(path, data, "secret_key", str, "a non-empty string")
     if secret_key in PUBLIC_SECRET_KEYS and not _debug(environ):
         raise ConfigError(path, "secret_key", "is the published example value: set your own (or FLASK_SECRET_KEY)")
@@ -72,6 +86,9 @@ def load_config(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         "PORT": port,
         "SAMPLE_TASK_SECONDS": seconds,
         "SAMPLE_TASK_MAX_SECONDS": max_seconds,
+        "RETRY_ATTEMPTS": attempts,
+        "RETRY_BACKOFF_SECONDS": _seconds(path, data, "retry_backoff_seconds", default=1),
+        "RETRY_BACKOFF_MAX_SECONDS": _seconds(path, data, "retry_backoff_max_seconds", default=60),
         "CELERY": celery,
     }
 

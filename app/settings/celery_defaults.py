@@ -22,6 +22,9 @@ CELERY_DEFAULTS: dict[str, Any] = {
     # Long tasks like the sample: don't let one worker hoard messages others could run.
     "worker_prefetch_multiplier": 1,
     "task_track_started": True,
+    # Results also keep the task's name, arguments and attempt count (`retries`): GET shows
+    # which attempt failed while a task waits to be retried.
+    "result_extended": True,
     "task_soft_time_limit": 300,
     "task_time_limit": 330,
     "result_expires": 86400,

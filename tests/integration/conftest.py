@@ -102,7 +102,15 @@ def write_config(
             **changes.pop("celery", {}),
         }
         run_queues.add(celery["task_default_queue"])
-        data = {"secret_key": f"integration-{name}", "sample_task_seconds": 0, "celery": celery, **changes}
+        data = {
+            "secret_key": f"integration-{name}",
+            "sample_task_seconds": 0,
+            # Retries come quickly and give up soon: the retry tests wait for both.
+            "retry_attempts": 3,
+            "retry_backoff_seconds": 0.2,
+            "celery": celery,
+            **changes,
+        }
         path = tmp_path_factory.mktemp("config") / f"{name}.yaml"
         path.write_text(yaml.safe_dump(data))
         path.chmod(0o600)  # it holds a secret key

@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 
 from app.tasks import submit
 from tests.integration.conftest import wait_for_state
-from tests.tasks import failing_task
+from tests.tasks import failing_task, flaky_task
 
 pytestmark = pytest.mark.integration
 
@@ -68,3 +68,21 @@ def test_a_cancelled_task_on_the_solo_pool_stops_between_its_steps(client: Flask
     time.sleep(1)  # past the next two steps: nothing overwrites REVOKED
     assert client.get(location).json == {"task_id": location.rsplit("/", 1)[1], "state": "REVOKED"}
     assert time.monotonic() - started < 4  # it did not sleep the 5 s out
+
+
+def test_a_transient_failure_is_retried_showing_the_attempt_then_succeeds(app: Flask, client: FlaskClient) -> None:
+    """RETRY with the failed attempt between attempts (backoff from the config), then SUCCESS."""
+    with app.app_context():
+        task_id = submit(app.extensions["celery"].tasks[flaky_task.name], 2)
+    retrying = wait_for_state(client, f"/task/{task_id}", "RETRY")
+    assert retrying["attempt"] in {1, 2}
+    assert retrying["error"]["type"] == "TransientError"
+    assert wait_for_state(client, f"/task/{task_id}", "SUCCESS")["result"] == 3
+
+
+def test_a_transient_failure_past_the_last_attempt_fails_with_its_cause(app: Flask, client: FlaskClient) -> None:
+    """After the configured attempts (3 in this tier's config), FAILURE with the last error."""
+    with app.app_context():
+        task_id = submit(app.extensions["celery"].tasks[flaky_task.name], 10)
+    body = wait_for_state(client, f"/task/{task_id}", "FAILURE")
+    assert body["error"] == {"type": "TransientError", "message": "dependency away (attempt 3)"}

@@ -56,6 +56,9 @@ def test_seed_format_is_read_as_is(tmp_path: Path) -> None:
         "PORT": 8080,
         "SAMPLE_TASK_SECONDS": 5,
         "SAMPLE_TASK_MAX_SECONDS": 300,
+        "RETRY_ATTEMPTS": 5,
+        "RETRY_BACKOFF_SECONDS": 1,
+        "RETRY_BACKOFF_MAX_SECONDS": 60,
         "CELERY": {"broker_url": "amqp://localhost:5672", "result_backend": "redis://localhost:6379"},
     }
 
@@ -270,6 +273,41 @@ BAD_FILES = [
         "sample_task_seconds",
         "expected a number, got an empty value",
         id="seconds-null",
+    ),
+    pytest.param(
+        "a.yaml",
+        config_with(retry_attempts=0),
+        "retry_attempts",
+        "expected 1 or more (the first run counts), got 0",
+        id="retry-attempts-0",
+    ),
+    pytest.param(
+        "a.yaml",
+        config_with(retry_attempts=2.5),
+        "retry_attempts",
+        "expected an integer, got a number",
+        id="attempts-float",
+    ),
+    pytest.param(
+        "a.yaml",
+        config_with(retry_backoff_seconds=-1),
+        "retry_backoff_seconds",
+        "expected a finite number, 0 or more, got -1",
+        id="backoff-negative",
+    ),
+    pytest.param(
+        "a.yaml",
+        config_with(retry_backoff_max_seconds="1m"),
+        "retry_backoff_max_seconds",
+        "expected a number, got a string",
+        id="backoff-max-string",
+    ),
+    pytest.param(
+        "a.yaml",
+        config_with(sample_task_max_seconds=math.inf),
+        "sample_task_max_seconds",
+        "expected a finite number, 0 or more, got inf",
+        id="max-seconds-inf",
     ),
     pytest.param(
         "a.yaml",

@@ -8,13 +8,14 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from celery.app.task import Context
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from flask import Flask
 from flask.testing import FlaskClient
 
 from app import create_app, routes, tasks
-from app.tasks import submit
-from tests.tasks import failing_task
+from app.tasks import TransientError, submit
+from tests.tasks import failing_task, flaky_task
 from tests.unit.conftest import EAGER, IN_MEMORY_CONFIG, WriteConfig
 
 
@@ -76,6 +77,19 @@ def test_a_running_task_reports_its_progress(app: Flask, client: FlaskClient) ->
     task_id = str(uuid.uuid4())
     app.extensions["celery"].backend.store_result(task_id, {"progress": 0.3}, "PROGRESS")  # as the task does
     assert client.get(f"/task/{task_id}").json == {"task_id": task_id, "state": "PROGRESS", "progress": 0.3}
+
+
+def test_a_task_waiting_for_its_next_attempt_reports_the_failed_one(app: Flask, client: FlaskClient) -> None:
+    """GET on a task to be retried: RETRY, which attempt failed (1-based) and with what."""
+    task_id = str(uuid.uuid4())
+    request = Context(id=task_id, retries=1, task=flaky_task.name, args=(1,), kwargs={}, delivery_info={})
+    app.extensions["celery"].backend.mark_as_retry(task_id, TransientError("dependency away"), request=request)
+    assert client.get(f"/task/{task_id}").json == {
+        "task_id": task_id,
+        "state": "RETRY",
+        "attempt": 2,
+        "error": {"type": "TransientError", "message": "dependency away"},
+    }
 
 
 @pytest.fixture

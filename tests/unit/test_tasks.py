@@ -12,6 +12,7 @@ from freezegun import freeze_time
 from kombu.exceptions import OperationalError
 
 from app import create_app, tasks
+from tests.tasks import flaky_task
 from tests.unit.conftest import EAGER, WriteConfig
 
 
@@ -88,3 +89,34 @@ def test_failed_publish_leaves_no_record(write_config: WriteConfig, monkeypatch:
     with pytest.raises(OperationalError):
         tasks.submit(task)
     assert not celery_app.AsyncResult(str(task_id)).exists()
+
+
+@pytest.mark.parametrize(
+    ("failures", "state", "result"),
+    [(2, "SUCCESS", 3), (4, "SUCCESS", 5), (5, "FAILURE", "dependency away (attempt 5)")],
+    ids=["recovers", "recovers-at-the-last-attempt", "fails-after-the-last-attempt"],
+)
+def test_a_transient_error_is_retried_up_to_the_configured_attempts(
+    write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch, failures: int, state: str, result: object
+) -> None:
+    """Five attempts by default: TransientError is retried until one succeeds or the last fails with its cause."""
+    monkeypatch.setattr(tasks.random, "uniform", lambda low, high: 0)  # eager runs ignore countdowns anyway
+    write_config()
+    app = create_app({"CELERY": {**EAGER, "task_eager_propagates": False}})
+    outcome = app.extensions["celery"].tasks[flaky_task.name].delay(failures)
+    assert outcome.state == state
+    assert (str(outcome.result) if state == "FAILURE" else outcome.result) == result
+
+
+@pytest.mark.parametrize(
+    ("retries", "ceiling"), [(0, 1), (1, 2), (3, 8), (5, 32), (6, 60), (20, 60)], ids=lambda value: str(value)
+)
+def test_retry_backoff_doubles_up_to_its_maximum_with_full_jitter(
+    monkeypatch: pytest.MonkeyPatch, retries: int, ceiling: float
+) -> None:
+    """The n-th retry waits a random time from 0 to 1 s * 2**n, never more than 60 s (the defaults)."""
+    drawn: list[tuple[float, float]] = []
+    monkeypatch.setattr(tasks.random, "uniform", lambda low, high: drawn.append((low, high)) or high / 2)
+    config = {"RETRY_BACKOFF_SECONDS": 1, "RETRY_BACKOFF_MAX_SECONDS": 60}
+    assert tasks.retry_countdown(config, retries) == ceiling / 2
+    assert drawn == [(0, ceiling)]
