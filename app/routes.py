@@ -7,11 +7,12 @@ from typing import Any
 
 from celery import Celery, states
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
-from flask import Blueprint, abort, current_app, url_for
+from flask import Blueprint, abort, current_app, request, url_for
 from kombu.exceptions import OperationalError
 
-from app.tasks import PROGRESS, sample_task, submit
+from app.tasks import PROGRESS, sample_task, submit, submit_as
 from app.web.dependencies import backend_errors, dependency, mask_secrets
+from app.web.idempotency import parse_key, submit_once
 from app.web.parameters import sample_task_parameters
 
 bp = Blueprint("tasks", __name__, url_prefix="/task")
@@ -27,13 +28,18 @@ def _celery() -> Celery:
 def start_task() -> tuple[dict[str, Any], int, dict[str, str]]:
     """Queue the sample task; answer its id and where to follow it."""
     parameters = sample_task_parameters()
+    key = parse_key(request.headers["Idempotency-Key"]) if "Idempotency-Key" in request.headers else None
     celery_app = _celery()
+    task = celery_app.tasks[sample_task.name]
     # submit() writes to the backend first: if that fails, nothing is published.
     with (
         dependency("result backend", backend_errors(celery_app), celery_app),
         dependency("broker", (OperationalError,), celery_app),
     ):
-        task_id = submit(celery_app.tasks[sample_task.name], **parameters)
+        if key is None:
+            task_id = submit(task, **parameters)
+        else:
+            task_id = submit_once(celery_app, key, parameters, lambda new_id: submit_as(new_id, task, **parameters))
     location = url_for(".task_status", task_id=task_id)
     return {"task_id": task_id, "state": "PENDING"}, 202, {"Location": location}
 

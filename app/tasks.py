@@ -78,13 +78,17 @@ def stop_if_cancelled(task: Task) -> None:
 
 
 def submit(task: Task, *args: Any, **kwargs: Any) -> str:
-    """Queue ``task`` and return its id, after recording that the id exists.
+    """Queue ``task`` under a new id and return it (see ``submit_as``)."""
+    return submit_as(str(uuid.uuid4()), task, *args, **kwargs)
+
+
+def submit_as(task_id: str, task: Task, *args: Any, **kwargs: Any) -> str:
+    """Queue ``task`` as ``task_id`` and return the id, after recording that the id exists.
 
     Celery reports PENDING for any id it never saw, so a queued task would look like a
     typo. Storing a PENDING record before publishing lets ``AsyncResult.exists()`` tell
     them apart; it is written first so a fast worker's result can't be overwritten.
     """
-    task_id = str(uuid.uuid4())
     task.backend.store_result(task_id, None, states.PENDING)
     try:
         # A broker that accepted the connection but stopped answering must not hang the

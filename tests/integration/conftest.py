@@ -178,13 +178,15 @@ def wait_for_state(client: FlaskClient, location: str, state: str, timeout: floa
         time.sleep(0.05)
 
 
-def at_once(client: FlaskClient, *requests: str) -> list[tuple[TestResponse, float]]:
+def at_once(
+    client: FlaskClient, *requests: str, headers: dict[str, str] | None = None
+) -> list[tuple[TestResponse, float]]:
     """Send requests ("POST /task/") together, each from its own client; each response with its seconds."""
 
     def send(request: str) -> tuple[TestResponse, float]:
         method, path = request.split()
         started = time.monotonic()
-        response = client.application.test_client().open(path, method=method)
+        response = client.application.test_client().open(path, method=method, headers=headers)
         return response, time.monotonic() - started
 
     with ThreadPoolExecutor(len(requests)) as pool:

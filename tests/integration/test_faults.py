@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -235,3 +236,24 @@ def test_a_cancelled_running_task_on_prefork_is_killed_and_stays_revoked(
         assert client.get(f"/task/{task_id}").json["state"] == "REVOKED"
     assert f"Terminating {task_id}" in log.read_text()
     assert f"[{task_id}] succeeded" not in log.read_text()
+
+
+def test_a_post_retried_with_its_key_after_a_stalled_brokers_503_runs_once(
+    own: services.Containers, own_config: Path, tmp_path: Path
+) -> None:
+    """RabbitMQ stalls: 503 (the message may still arrive); the retry with the same key: that task, run once."""
+    client = create_app_from(own_config).test_client()
+    key = f"order-{uuid.uuid4()}"
+    log = tmp_path / "worker.log"
+    with cli_worker(own_config, log, "--loglevel=info"):
+        wait_for_state(client, client.post("/task/").headers["Location"], "SUCCESS")  # a pooled connection
+        with paused(own.rabbitmq):
+            assert client.post("/task/", headers={"Idempotency-Key": key}).status_code == 503
+        retried = client.post("/task/", headers={"Idempotency-Key": key})
+        assert retried.status_code == 202
+        task_id = retried.json["task_id"]
+        wait_for_state(client, f"/task/{task_id}", "SUCCESS")
+        again = client.post("/task/", headers={"Idempotency-Key": key})
+        assert (again.status_code, again.json["task_id"]) == (202, task_id)
+        time.sleep(1)  # the stalled publish, if RabbitMQ took it, has been delivered by now
+    assert log.read_text().count(f"[{task_id}] sleeping") == 1

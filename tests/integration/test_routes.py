@@ -11,7 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app.tasks import submit
-from tests.integration.conftest import wait_for_state
+from tests.integration.conftest import at_once, wait_for_state
 from tests.tasks import failing_task, flaky_task
 
 pytestmark = pytest.mark.integration
@@ -86,3 +86,15 @@ def test_a_transient_failure_past_the_last_attempt_fails_with_its_cause(app: Fla
         task_id = submit(app.extensions["celery"].tasks[flaky_task.name], 10)
     body = wait_for_state(client, f"/task/{task_id}", "FAILURE")
     assert body["error"] == {"type": "TransientError", "message": "dependency away (attempt 3)"}
+
+
+def test_concurrent_posts_with_one_key_start_one_task(client: FlaskClient) -> None:
+    """Eight POSTs at once with one key: one task; each answer is its id (202) or 'being accepted' (409)."""
+    key = f"order-{uuid.uuid4()}"
+    responses = at_once(client, *["POST /task/"] * 8, headers={"Idempotency-Key": key})
+    accepted = {response.json["task_id"] for response, _ in responses if response.status_code == 202}
+    assert {response.status_code for response, _ in responses} <= {202, 409}
+    assert len(accepted) == 1
+    (task_id,) = accepted
+    assert wait_for_state(client, f"/task/{task_id}", "SUCCESS")["task_id"] == task_id
+    assert client.post("/task/", headers={"Idempotency-Key": key}).json["task_id"] == task_id

@@ -1,0 +1,90 @@
+"""``Idempotency-Key`` on ``POST /task/``: a POST repeated with the same key starts nothing new.
+
+As in the IETF draft "The Idempotency-Key HTTP Header Field". The first request with a
+key fixes the task id for it (a record kept as long as results are, in the result
+backend); a repeat with the same parameters answers that id and queues nothing, with
+other parameters 422, while another request with the key is being accepted 409. A 503
+keeps the id: the retry publishes it again, so a message the broker took without
+confirming it and the retry's are one task, which the worker runs once it has finished
+(celery_app.OnceRequest drops the other).
+
+Atomic on Redis result backends (SET NX); on other key-value backends a lock of this
+process stands in for it; the SQLAlchemy backend keeps no such records (501).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from celery import Celery
+from celery.backends.base import KeyValueStoreBackend
+from celery.backends.redis import RedisBackend
+from flask import abort
+
+# How long a request may take to accept a task before another with its key may try.
+ACCEPTING_SECONDS = 10
+_LOCAL = threading.Lock()
+
+
+def parse_key(header: str) -> str:
+    """The key from the header: a structured-field string (`"..."`), or the bare value clients often send."""
+    key = header[1:-1].replace('\\"', '"').replace("\\\\", "\\") if header[:1] == header[-1:] == '"' else header
+    if not key or len(key) > 255 or not key.isprintable() or not key.isascii():
+        abort(400, description="Idempotency-Key: expected 1 to 255 printable ASCII characters.")
+    return key
+
+
+def submit_once(celery_app: Celery, key: str, parameters: dict[str, Any], submit: Callable[[str], str]) -> str:
+    """The task id for `key`, queued by `submit(task_id)` unless a request with the key did it before."""
+    backend = celery_app.backend
+    if isinstance(backend, RedisBackend):
+        return _submit_once(celery_app, key, parameters, submit)
+    if not isinstance(backend, KeyValueStoreBackend):
+        abort(501, description="Idempotency-Key needs a key-value result backend (Redis, memcached, file).")
+    with _LOCAL:  # no atomic "add" there: one request of this process at a time instead
+        return _submit_once(celery_app, key, parameters, submit)
+
+
+def _submit_once(celery_app: Celery, key: str, parameters: dict[str, Any], submit: Callable[[str], str]) -> str:
+    backend = celery_app.backend
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    # Beside the task records, under the backend's own key prefix.
+    record_name = backend.get_key_for_task(f"idempotency-key-{digest}")
+    lock_name = backend.get_key_for_task(f"idempotency-lock-{digest}")
+    fingerprint = hashlib.sha256(json.dumps(parameters, sort_keys=True).encode()).hexdigest()
+    new = json.dumps({"task_id": str(uuid.uuid4()), "fingerprint": fingerprint})
+    record = json.loads(_add(backend, record_name, new, backend.expires) or new)
+    if record["fingerprint"] != fingerprint:
+        abort(422, description="This Idempotency-Key was used with other parameters.")
+    task_id: str = record["task_id"]
+    if celery_app.AsyncResult(task_id).exists():  # accepted before: answer the same
+        return task_id
+    if _add(backend, lock_name, "accepting", ACCEPTING_SECONDS) is not None:
+        abort(409, description="A request with this Idempotency-Key is being accepted; try again shortly.")
+    try:
+        return submit(task_id)
+    finally:
+        backend.delete(lock_name)
+
+
+def _add(backend: KeyValueStoreBackend, name: bytes, value: str, seconds: int | None) -> str | None:
+    """Store `value` under `name` for `seconds` unless something is there; answer what was there, or None."""
+    if not isinstance(backend, RedisBackend):  # the caller holds _LOCAL
+        existing = backend.get(name)
+        if existing is None:
+            backend.set(name, value)
+        return None if existing is None else _text(existing)
+    # Through the client, not backend.set: that one retries a refused connection 20 times.
+    while not backend.client.set(name, value, nx=True, ex=seconds or None):
+        if (existing := backend.client.get(name)) is not None:  # None: it expired since
+            return _text(existing)
+    return None
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
