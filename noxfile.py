@@ -14,7 +14,8 @@ nox.options.reuse_venv = "yes"
 
 
 # Everything that needs neither services nor Docker (the template test only takes long).
-UNIT_TIER = "not integration and not template and not smoke"
+# The unit tier: tests/unit but the template test (which generates a service and runs its own).
+UNIT_TIER = ["tests/unit", "-m", "not template"]
 
 
 def install(session: nox.Session) -> None:
@@ -32,7 +33,7 @@ def tests(session: nox.Session) -> None:
 def unit(session: nox.Session) -> None:
     """The eager unit tier only: no services, a few seconds (the template test is left out)."""
     install(session)
-    session.run("pytest", "-m", UNIT_TIER, *session.posargs)
+    session.run("pytest", *UNIT_TIER, *session.posargs)
 
 
 @nox.session
@@ -47,6 +48,13 @@ def integration(session: nox.Session) -> None:
     """The integration tier only: a real broker, result backend and worker."""
     install(session)
     session.run("pytest", "-m", "integration", *session.posargs)
+
+
+@nox.session
+def browser(session: nox.Session) -> None:
+    """The page at / in headless Chromium (Debian's `chromium`, or TEST_CHROMIUM), with real services."""
+    install(session)
+    session.run("pytest", "-m", "browser", *session.posargs)
 
 
 @nox.session
@@ -70,11 +78,11 @@ def repeat(session: nox.Session) -> None:
     install(session)
     report = Path(session.create_tmp()) / "junit.xml"
     failed: list[str] = []
-    for tier, marker, runs in (("unit", UNIT_TIER, 20), ("integration", "integration", 3)):
+    for tier, selection, runs in (("unit", UNIT_TIER, 20), ("integration", ["-m", "integration"], 3)):
         for run in range(1, runs + 1):
             seed = random.randrange(2**32)
             session.log(f"{tier} tier, run {run} of {runs}: --randomly-seed={seed}")
-            command = ["pytest", "-m", marker, "-q", f"--randomly-seed={seed}"]
+            command = ["pytest", *selection, "-q", f"--randomly-seed={seed}"]
             # Exit status 1 (tests failed) is counted, not fatal; anything worse stops the session.
             session.run(*command, f"--junitxml={report}", *session.posargs, success_codes=[0, 1])
             suite = ElementTree.parse(report).getroot().find("testsuite")

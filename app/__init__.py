@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Flask
 
-from app import routes
+from app import page, routes
 from app.celery_app import celery_init_app
 from app.logs import configure_logging
 from app.settings import ConfigError, load_config
@@ -38,6 +38,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         app.config["CELERY"] = {**app.config["CELERY"], **celery_overrides}
     celery_init_app(app)
     app.register_blueprint(routes.bp)
+    app.register_blueprint(page.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(openapi.bp)
     errors.register_error_handlers(app)

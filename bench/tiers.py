@@ -9,15 +9,14 @@ import time
 from collections.abc import Mapping
 
 from bench import ROOT
+from noxfile import UNIT_TIER
 from tests.integration.services import docker_unavailable_reason
 
 
 def wall_times() -> dict[str, float]:
     """Seconds per tier: unit; integration on containers (if Docker runs) and on TEST_* URLs (if set)."""
     without_urls = {k: v for k, v in os.environ.items() if k not in ("TEST_BROKER_URL", "TEST_RESULT_BACKEND")}
-    runs: dict[str, tuple[list[str], Mapping[str, str]]] = {
-        "unit tier": (["-m", "not integration and not template and not smoke"], os.environ)
-    }
+    runs: dict[str, tuple[list[str], Mapping[str, str]]] = {"unit tier": (UNIT_TIER, os.environ)}
     if docker_unavailable_reason() is None:
         runs["integration tier, testcontainers"] = (["-m", "integration"], without_urls)
     if os.environ.get("TEST_BROKER_URL") and os.environ.get("TEST_RESULT_BACKEND"):

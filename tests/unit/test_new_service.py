@@ -30,7 +30,7 @@ def test_generated_service_has_its_package_and_passes_its_unit_tests(tmp_path: P
     ]
     assert leftovers == []
     tests = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", UNIT_TIER],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *UNIT_TIER],
         cwd=destination,
         capture_output=True,
         text=True,
