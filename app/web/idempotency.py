@@ -8,8 +8,9 @@ keeps the id: the retry publishes it again, so a message the broker took without
 confirming it and the retry's are one task, which the worker runs once it has finished
 (celery_app.OnceRequest drops the other).
 
-Atomic on Redis result backends (SET NX); on other key-value backends a lock of this
-process stands in for it; the SQLAlchemy backend keeps no such records (501).
+Atomic on Redis result backends (SET NX GET: Redis 7.0 or later); on other key-value
+backends a lock of this process stands in for it; the SQLAlchemy backend keeps no such
+records (501).
 """
 
 from __future__ import annotations
@@ -79,11 +80,10 @@ def _add(backend: KeyValueStoreBackend, name: bytes, value: str, seconds: int | 
         if existing is None:
             backend.set(name, value)
         return None if existing is None else _text(existing)
-    # Through the client, not backend.set: that one retries a refused connection 20 times.
-    while not backend.client.set(name, value, nx=True, ex=seconds or None):
-        if (existing := backend.client.get(name)) is not None:  # None: it expired since
-            return _text(existing)
-    return None
+    # One atomic command (SET ... NX GET, Redis 7.0 and later), through the client: the
+    # backend's own set() retries a refused connection 20 times.
+    existing = backend.client.set(name, value, nx=True, ex=seconds or None, get=True)
+    return None if existing is None else _text(existing)
 
 
 def _text(value: bytes | str) -> str:

@@ -229,6 +229,9 @@ def test_a_cancelled_running_task_on_prefork_is_killed_and_stays_revoked(
     with cli_worker(path, log, "--loglevel=info", "--concurrency=1", pool="prefork"):
         task_id = client.post("/task/", json={"seconds": 30}).json["task_id"]
         wait_for_state(client, f"/task/{task_id}", "PROGRESS")
+        # Queued behind it, cancelled while the worker runs: the worker drops it when it comes.
+        waiting = client.post("/task/", json={"seconds": 0}).json["task_id"]
+        assert client.delete(f"/task/{waiting}").status_code == 202
         assert client.delete(f"/task/{task_id}").status_code == 202
         wait_for_state(client, f"/task/{task_id}", "REVOKED", timeout=10)
         after = client.post("/task/", json={"seconds": 0}).json["task_id"]
@@ -236,6 +239,8 @@ def test_a_cancelled_running_task_on_prefork_is_killed_and_stays_revoked(
         assert client.get(f"/task/{task_id}").json["state"] == "REVOKED"
     assert f"Terminating {task_id}" in log.read_text()
     assert f"[{task_id}] succeeded" not in log.read_text()
+    assert client.get(f"/task/{waiting}").json["state"] == "REVOKED"
+    assert f"Discarding revoked task: app.tasks.sample_task[{waiting}]" in log.read_text()
 
 
 def test_a_post_retried_with_its_key_after_a_stalled_brokers_503_runs_once(

@@ -6,6 +6,7 @@ import io
 import re
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from celery.app.task import Context
@@ -306,3 +307,13 @@ def test_failure_message_masks_passwords(write_config: WriteConfig) -> None:
         task_id = submit(app.extensions["celery"].tasks[failing_task.name], "cannot reach memory://u:pw-123@x/")
     error = app.test_client().get(f"/task/{task_id}").json["error"]
     assert error == {"type": "ValueError", "message": "cannot reach memory://u:**@x/"}
+
+
+def test_a_database_result_backend_serves_the_api(write_config: WriteConfig, tmp_path: Path) -> None:
+    """Celery's SQLAlchemy backend (SQLite here): the id record, 404 for unknown ids, SUCCESS."""
+    celery = {**IN_MEMORY_CONFIG["celery"], "result_backend": f"db+sqlite:///{tmp_path}/results.db"}
+    write_config({**IN_MEMORY_CONFIG, "celery": celery})
+    client = create_app({"CELERY": EAGER}).test_client()
+    location = client.post("/task/").headers["Location"]
+    assert client.get(location).json["state"] == "SUCCESS"
+    assert client.get(f"/task/{uuid.uuid4()}").status_code == 404
