@@ -28,13 +28,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5, help="repetitions of each variant (default: 5)")
     parser.add_argument("--no-tiers", action="store_true", help="skip timing the test tiers")
+    parser.add_argument("--only-dispatch", action="store_true", help="only the publish and POST figures")
     args = parser.parse_args()
     with bench_services() as urls, tempfile.TemporaryDirectory() as folder:
         env = {**os.environ, "FLASK_CONFIG": str(report.write_config(Path(folder), urls))}
         client = report.client(urls)
-        rows = dispatch_rows(urls, env, client, args.repeat) + worker_rows(env, client, args.repeat)
-        rows += pickup_rows(urls, Path(folder), args.repeat)
-    if not args.no_tiers:
+        rows = dispatch_rows(urls, env, client, args.repeat)
+        if not args.only_dispatch:
+            rows += worker_rows(env, client, args.repeat) + pickup_rows(urls, Path(folder), args.repeat)
+    if not args.no_tiers and not args.only_dispatch:
         rows += [Row(f"{tier}: wall time", "", [seconds], "s") for tier, seconds in tiers.wall_times().items()]
     print(f"{platform.node()}: {os.cpu_count()} cores, Python {platform.python_version()}, {urls.source}\n")
     print(report.table(rows))
@@ -52,8 +54,8 @@ def bench_services() -> Iterator[services.Services]:
 def dispatch_rows(urls: services.Services, env: dict[str, str], client: Celery, repeat: int) -> list[Row]:
     """The publish ceiling, POST /task/ against bare delay() views, and end to end."""
 
-    def post(url: str, clients: int) -> dict[str, float]:
-        result = load.wrk_post(url, clients)
+    def post(url: str, clients: int, idempotent: bool = False) -> dict[str, float]:
+        result = load.wrk_post(url, clients, idempotent=idempotent)
         client.control.purge()  # no worker runs: keep the broker's backlog from growing
         return result
 
@@ -76,6 +78,7 @@ def dispatch_rows(urls: services.Services, env: dict[str, str], client: Celery, 
                 repeat,
                 {
                     "POST /task/ (confirms, id record)": partial(post, ours, clients),
+                    "POST /task/ with an Idempotency-Key": partial(post, ours, clients, idempotent=True),
                     "bare delay() view, confirms on": partial(post, bare_confirmed, clients),
                     "bare delay() view, confirms off": partial(post, bare, clients),
                 },

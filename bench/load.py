@@ -19,6 +19,18 @@ from bench import ROOT
 # A new connection per request, as browsers behind a proxy mostly are: with keep-alive,
 # gunicorn's sync workers stall clients waiting on a busy worker's connection.
 WRK_SCRIPT = 'wrk.method = "POST"\nwrk.headers["Connection"] = "close"\n'
+# The same, each request with an Idempotency-Key of its own (unique per wrk thread and request).
+WRK_IDEMPOTENT_SCRIPT = (
+    WRK_SCRIPT
+    + """
+local prefix, count = tostring({}):sub(8), 0
+request = function()
+  count = count + 1
+  wrk.headers["Idempotency-Key"] = prefix .. "-" .. count
+  return wrk.format()
+end
+"""
+)
 
 
 @contextmanager
@@ -34,10 +46,10 @@ def served(app: str, env: dict[str, str], port: int, workers: int = 2) -> Iterat
         server.wait(timeout=30)
 
 
-def wrk_post(base_url: str, clients: int, seconds: int = 5) -> dict[str, float]:
-    """POST /task/ with wrk for `seconds`: requests/s and latency p50/p99 in ms."""
+def wrk_post(base_url: str, clients: int, seconds: int = 5, idempotent: bool = False) -> dict[str, float]:
+    """POST /task/ with wrk for `seconds` (each with a key of its own if `idempotent`): req/s, p50/p99 ms."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
-        script.write(WRK_SCRIPT)
+        script.write(WRK_IDEMPOTENT_SCRIPT if idempotent else WRK_SCRIPT)
         script.flush()
         threads = min(clients, 2)
         command = [
@@ -60,6 +72,9 @@ def wrk_post(base_url: str, clients: int, seconds: int = 5) -> dict[str, float]:
     }
 
 
+UNFINISHED = ("PENDING", "STARTED", "PROGRESS")
+
+
 def end_to_end(base_url: str, tasks: int = 1000, clients: int = 16) -> float:
     """Tasks per second: `tasks` POSTed by `clients` threads, polled until all SUCCESS."""
     host = base_url.removeprefix("http://")
@@ -69,7 +84,9 @@ def end_to_end(base_url: str, tasks: int = 1000, clients: int = 16) -> float:
         pending = set(locations)
         while pending:
             states = dict(zip(pending, pool.map(lambda path: _request(host, "GET", path)[0], pending), strict=True))
-            failed = [path for path, state in states.items() if state not in ("PENDING", "STARTED", "SUCCESS")]
+            failed = [
+                path for path, state in states.items() if state not in ("PENDING", "STARTED", "PROGRESS", "SUCCESS")
+            ]
             if failed:
                 raise RuntimeError(f"tasks failed: {failed[:3]}")
             pending = {path for path, state in states.items() if state != "SUCCESS"}
