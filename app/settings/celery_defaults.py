@@ -39,8 +39,9 @@ CELERY_DEFAULTS: dict[str, Any] = {
     "redis_socket_connect_timeout": 1,
     "redis_socket_timeout": 2,
     # Redis result backends that don't subscribe to every task sent (app/fixes/redis_results.py),
-    # and a database backend whose first call fails at once when the database is unreachable
-    # (app/fixes/database_results.py; named, not imported: only its users load SQLAlchemy).
+    # a database backend whose first call fails at once when the database is unreachable
+    # (app/fixes/database_results.py; named, not imported: only its users load SQLAlchemy),
+    # and a file backend whose records are never read half-written (app/fixes/file_results.py).
     "override_backends": {
         **{
             scheme: f"{backend.__module__}:{backend.__name__}"
@@ -51,6 +52,7 @@ CELERY_DEFAULTS: dict[str, Any] = {
             ]
         },
         "db": "app.fixes.database_results:ReachableFirstDatabaseBackend",
+        "file": "app.fixes.file_results:WholeRecordFilesystemBackend",
     },
 }
 

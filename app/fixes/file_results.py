@@ -1,0 +1,29 @@
+"""Celery's file result backend, writing each record whole.
+
+``FilesystemBackend.set`` (celery/backends/filesystem.py) opens a record with ``"wb"``,
+which empties it, then writes it: a reader in between, such as ``GET /task/<id>`` while
+the task reports its progress, reads an empty file, which ``task_result_exists()`` takes
+for a record that does not exist (404) and which does not decode as a state. Here a
+record is written to a file of its own in the same folder, then renamed over the old
+one (``os.replace``: atomic). CELERY_DEFAULTS selects this class for ``file://`` URLs.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Any
+
+from celery.backends.filesystem import FilesystemBackend
+
+
+class WholeRecordFilesystemBackend(FilesystemBackend):  # type: ignore[misc]
+    """Celery's file backend whose readers see a record's old content or its new one, never part."""
+
+    def set(self, key: Any, value: Any) -> None:
+        path = self._filename(key)  # bytes, as Celery keeps its folder and keys
+        suffix = f".{uuid.uuid4().hex}.part"
+        written = path + (suffix.encode() if isinstance(path, bytes) else suffix)
+        with self.open(written, "wb") as output:
+            output.write(value if isinstance(value, bytes) else str(value).encode())
+        os.replace(written, path)
