@@ -17,7 +17,7 @@ from app import page, routes
 from app.celery_app import celery_init_app
 from app.logs import configure_logging
 from app.settings import ConfigError, load_config
-from app.web import errors, health, openapi
+from app.web import errors, health, openapi, request_id
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -42,6 +42,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(openapi.bp)
     errors.register_error_handlers(app)
+    request_id.init_app(app)
     return app
 
 

@@ -13,6 +13,7 @@ from flask import Flask, appcontext_popped, appcontext_pushed, current_app, has_
 from app.fixes import kombu_poll  # noqa: F401  (patches kombu's event loop in every worker: see its docstring)
 from app.settings.celery_defaults import celery_settings
 from app.tasks import TRANSIENT_ERRORS, retry_countdown
+from app.web.request_id import MESSAGE_HEADER, remember_for_task
 
 logger = logging.getLogger(__name__)
 
@@ -46,11 +47,18 @@ def celery_init_app(app: Flask) -> Celery:
 class OnceRequest(Request):  # type: ignore[misc]
     """A message for a task that has already finished is acknowledged and dropped, not run again.
 
+    And the request id the message carries is remembered, for the worker's own log lines
+    about the task (app/web/request_id.py).
+
     Late acknowledgement redelivers a task whose worker died after it finished but before
     the ack reached the broker, and a publish the broker took without confirming it (a 503)
     may be followed by the client's retry: either way the task's stored result must stay.
     One result-backend read per message, skipped for tasks that keep no result.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        remember_for_task(self.id, self._request_dict.get(MESSAGE_HEADER))
 
     def revoked(self) -> bool:
         if super().revoked():

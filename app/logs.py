@@ -1,4 +1,4 @@
-"""One logging setup for the web app and the worker: every line inside a task names it."""
+"""One logging setup for the web app and the worker: every line names its request and its task."""
 
 from __future__ import annotations
 
@@ -6,15 +6,23 @@ import logging
 
 from celery import current_task
 
-FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s [%(task_id)s] %(message)s"
+from app.web.request_id import current_request_id, for_task
+
+FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s [%(request_id)s] [%(task_id)s] %(message)s"
 
 
-class TaskIdFilter(logging.Filter):
-    """Adds ``task_id``: the running Celery task's id, or ``-`` outside tasks."""
+class ContextFilter(logging.Filter):
+    """Adds ``request_id`` (X-Request-ID, web and worker alike) and ``task_id``: ``-`` where there is none."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         task = current_task
-        record.task_id = task.request.id if task and task.request.id else "-"
+        task_id = task.request.id if task and task.request.id else None
+        request_id = current_request_id()
+        # Celery's worker logs about a task outside it too ("received"), giving its id as `data`.
+        if task_id is None and isinstance(data := getattr(record, "data", None), dict) and "id" in data:
+            task_id = data["id"]
+            request_id = for_task(task_id)
+        record.task_id, record.request_id = task_id or "-", request_id or "-"
         return True
 
 
@@ -28,7 +36,7 @@ def configure_logging(level: str = "INFO") -> None:
     if root.handlers:
         return
     handler = logging.StreamHandler()
-    handler.addFilter(TaskIdFilter())
+    handler.addFilter(ContextFilter())
     handler.setFormatter(logging.Formatter(FORMAT))
     root.addHandler(handler)
     root.setLevel(level)

@@ -99,4 +99,5 @@ def submit_as(task_id: str, task: Task, *args: Any, **kwargs: Any) -> str:
     except OperationalError:  # not published: the id must not look queued
         task.backend.forget(task_id)
         raise
+    logger.info("queued %s[%s]", task.name, task_id)
     return task_id

@@ -11,6 +11,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from flask import current_app, g, has_app_context
 
 from app.tasks import TransientError
+from app.web.request_id import current_request_id
 
 
 @shared_task(bind=True)
@@ -22,7 +23,14 @@ def context_probe(self: Task) -> dict[str, Any]:
         "config_file": current_app.config["CONFIG_FILE"],
         "marker": current_app.config.get("MARKER"),
         "task_id": self.request.id,
+        "request_id": current_request_id(),
     }
+
+
+@shared_task
+def relay_task() -> str:
+    """Start `context_probe` from inside a task; answer its id."""
+    return str(context_probe.delay().id)
 
 
 @shared_task

@@ -37,14 +37,14 @@ def app(config: Path) -> Flask:
 def test_queued_then_run_by_the_cli_worker_in_its_app_context(app: Flask, config: Path, tmp_path: Path) -> None:
     """Queued with no worker: PENDING; the CLI worker runs it with the file's settings: SUCCESS, a datetime."""
     client = app.test_client()
-    location = client.post("/task/").headers["Location"]
+    location = client.post("/task/", headers={"X-Request-ID": "embedded-1"}).headers["Location"]
     assert client.get(location).json["state"] == "PENDING"  # no worker yet: it waits in the queue folder
     log = tmp_path / "worker.log"
     with cli_worker(config, log, "--loglevel=info", pool="threads"):  # the config's own
         body = wait_for_state(client, location, "SUCCESS", timeout=60)
     assert datetime.fromisoformat(body["result"]).tzinfo is not None
     # current_app.config read inside the task: the file's value, through the app context.
-    assert f"app.tasks [{body['task_id']}] sleeping for {SECONDS} s" in log.read_text()
+    assert f"app.tasks [embedded-1] [{body['task_id']}] sleeping for {SECONDS} s" in log.read_text()
 
 
 def test_unknown_id_is_404(app: Flask) -> None:

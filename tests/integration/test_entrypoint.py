@@ -2,25 +2,36 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
 
+from app.logs import ContextFilter
 from tests.integration.conftest import WriteConfig, cli_worker, create_app_from, wait_for_state
 
 pytestmark = pytest.mark.integration
 
 
-def test_celery_cli_worker_serves_posted_tasks(write_config: WriteConfig, tmp_path: Path) -> None:
-    """A worker started by Celery's CLI from the same config file runs what the API queues, and logs it."""
+def test_celery_cli_worker_serves_posted_tasks(
+    write_config: WriteConfig, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A worker started by Celery's CLI runs what the API queues; the web's and the worker's lines carry the ids."""
     # Its own config, so its own queue: the embedded worker cannot take the task instead.
     path = write_config("entrypoint")
     log = tmp_path / "worker.log"
+    caplog.handler.addFilter(ContextFilter())  # the factory's filter, as on the web process's handler
+    caplog.set_level(logging.INFO, logger="app.tasks")
     with cli_worker(path, log, "--loglevel=info"):
         client = create_app_from(path).test_client()
-        task_id = client.post("/task/").json["task_id"]
+        task_id = client.post("/task/", headers={"X-Request-ID": "abc-123"}).json["task_id"]
         body = wait_for_state(client, f"/task/{task_id}", "SUCCESS", timeout=60)
     assert body["task_id"] == task_id
-    # The task's own log line, through the factory's logging setup, names the task.
-    assert f"app.tasks [{task_id}] sleeping for 0 s" in log.read_text()
-    assert f"app.tasks.sample_task[{task_id}] succeeded" in log.read_text()
+    # The web process's line for the request, and every line of the worker for the task.
+    assert [(r.getMessage(), r.request_id) for r in caplog.records if r.name == "app.tasks"] == [
+        (f"queued app.tasks.sample_task[{task_id}]", "abc-123")
+    ]
+    worker_lines = [line for line in log.read_text().splitlines() if task_id in line]
+    assert f"app.tasks [abc-123] [{task_id}] sleeping for 0 s" in log.read_text()
+    assert any(f"app.tasks.sample_task[{task_id}] succeeded" in line for line in worker_lines)
+    assert all("[abc-123]" in line for line in worker_lines), worker_lines

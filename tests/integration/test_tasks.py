@@ -15,7 +15,7 @@ from kombu import Connection
 from app.tasks import sample_task
 from tests.integration.conftest import RUN, WriteConfig, cli_worker, create_app_from
 from tests.integration.services import Services
-from tests.tasks import RUNS, context_probe, counted_task, unserializable_task
+from tests.tasks import RUNS, context_probe, counted_task, relay_task, unserializable_task
 
 pytestmark = pytest.mark.integration
 
@@ -29,6 +29,7 @@ def test_task_runs_in_its_apps_context(app: Flask, embedded_worker: WorkControll
         "config_file": app.config["CONFIG_FILE"],
         "marker": "main",
         "task_id": result.id,
+        "request_id": None,
     }
     assert result.id in app.extensions["torn_down"]
 
@@ -94,3 +95,10 @@ def test_a_message_for_a_finished_task_is_dropped(app: Flask, embedded_worker: W
     celery_app.tasks[context_probe.name].delay().get(timeout=20)
     assert RUNS["duplicate"] == 1
     assert celery_app.backend.get(key(first.id)) == stored
+
+
+def test_a_task_started_by_a_task_inherits_the_request_id(app: Flask, embedded_worker: WorkController) -> None:
+    """The id travels from message to message: a task started by a task sees the original request's."""
+    celery_app = app.extensions["celery"]
+    child_id = celery_app.tasks[relay_task.name].apply_async(headers={"request_id": "abc-123"}).get(timeout=20)
+    assert celery_app.AsyncResult(child_id).get(timeout=20)["request_id"] == "abc-123"

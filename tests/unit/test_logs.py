@@ -8,7 +8,7 @@ import pytest
 from celery import shared_task
 from flask import Flask
 
-from app.logs import FORMAT, TaskIdFilter, configure_logging
+from app.logs import FORMAT, ContextFilter, configure_logging
 
 
 @shared_task(bind=True)
@@ -19,7 +19,7 @@ def logging_task(self: object) -> None:
 
 def test_lines_inside_a_task_carry_its_id(app: Flask, caplog: pytest.LogCaptureFixture) -> None:
     """A record logged by a running task gets its id; one logged outside gets '-'."""
-    caplog.handler.addFilter(TaskIdFilter())
+    caplog.handler.addFilter(ContextFilter())
     logging.getLogger("tests").warning("outside")
     result = app.extensions["celery"].tasks[logging_task.name].apply_async(task_id="task-42")
     result.get()
@@ -36,5 +36,5 @@ def test_configure_logging_adds_one_handler_and_respects_an_existing_setup(monke
     configure_logging()
     (handler,) = root.handlers
     assert handler.formatter is not None and handler.formatter._fmt == FORMAT
-    assert [type(f) for f in handler.filters] == [TaskIdFilter]
+    assert [type(f) for f in handler.filters] == [ContextFilter]
     assert root.level == logging.INFO
