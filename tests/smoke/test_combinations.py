@@ -39,16 +39,22 @@ def paused(stack: Stack, node: CeleryTestNode) -> Iterator[None]:
 def test_task_runs_in_the_worker_container_with_the_files_settings(
     celery_setup: CeleryTestSetup, client: FlaskClient
 ) -> None:
-    """POST /task/ -> SUCCESS with the time it finished; the worker read the mounted file in the app context."""
+    """POST /task/ -> SUCCESS with the time it finished; the worker read the mounted file in the app context.
+
+    And the request's X-Request-ID reaches the worker container: every line it logs for the task names it.
+    """
     posted = datetime.now(UTC)
-    response = client.post("/task/")
+    response = client.post("/task/", headers={"X-Request-ID": "abc-123"})
     assert response.status_code == 202
     task_id = response.json["task_id"]
     result = wait_for_state(client, response.headers["Location"], "SUCCESS")["result"]
     assert posted + timedelta(seconds=SAMPLE_SECONDS) <= datetime.fromisoformat(result) <= datetime.now(UTC)
     # Logged by the task from current_app.config: only the app context of an app built
     # from the mounted file knows 0.7 (the image's default would be 5).
-    celery_setup.worker.assert_log_exists(f"[{task_id}] sleeping for {SAMPLE_SECONDS} s", timeout=5)
+    celery_setup.worker.assert_log_exists(f"[abc-123] [{task_id}] sleeping for {SAMPLE_SECONDS} s", timeout=5)
+    celery_setup.worker.assert_log_exists(f"[{task_id}] succeeded", timeout=5)
+    lines = [line for line in celery_setup.worker.logs().splitlines() if task_id in line]
+    assert len(lines) >= 3 and all("[abc-123]" in line for line in lines), lines  # received, sleeping, succeeded
 
 
 def test_unknown_id_is_404_and_a_queued_task_is_pending(
