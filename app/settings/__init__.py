@@ -43,6 +43,7 @@ TOP_LEVEL_KEYS = frozenset(
         "retry_attempts",
         "retry_backoff_seconds",
         "retry_backoff_max_seconds",
+        "opentelemetry",
         "celery",
     }
 )
@@ -89,6 +90,7 @@ def load_config(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         "RETRY_ATTEMPTS": attempts,
         "RETRY_BACKOFF_SECONDS": _seconds(path, data, "retry_backoff_seconds", default=1),
         "RETRY_BACKOFF_MAX_SECONDS": _seconds(path, data, "retry_backoff_max_seconds", default=60),
+        "OPENTELEMETRY": _get(path, data, "opentelemetry", bool, "true or false", default=False),
         "CELERY": celery,
     }
 
@@ -143,6 +145,6 @@ def _get(
         return default
     value = data[key]
     # bool is an int in Python, but `port: true` is a mistake, not port 1.
-    if isinstance(value, bool) or not isinstance(value, kind) or value == "":
+    if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind) or value == "":
         raise ConfigError(path, name, f"expected {expected}, got {type_name(value)}")
     return value

@@ -59,6 +59,7 @@ def test_seed_format_is_read_as_is(tmp_path: Path) -> None:
         "RETRY_ATTEMPTS": 5,
         "RETRY_BACKOFF_SECONDS": 1,
         "RETRY_BACKOFF_MAX_SECONDS": 60,
+        "OPENTELEMETRY": False,
         "CELERY": {"broker_url": "amqp://localhost:5672", "result_backend": "redis://localhost:6379"},
     }
 

@@ -1,0 +1,31 @@
+"""OpenTelemetry traces, when the config says ``opentelemetry: true``: one trace per request.
+
+The request's span (OpenTelemetry's Flask instrumentation), the publish of each task it
+starts and the task's run in the worker (its Celery instrumentation, which carries the
+W3C ``traceparent`` in the message headers) share one trace. Optional: the packages come
+from requirements-otel.txt, and with the setting off (the default) nothing is imported or
+hooked in. Where spans go is the OpenTelemetry SDK's business: set it up as its docs say
+(``opentelemetry-instrument``, or a TracerProvider of your own) before ``create_app()``.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from app.settings import ConfigError
+
+
+def init_tracing(app: Flask) -> None:
+    """Trace `app`'s requests and every Celery task of this process, if the config asks for it."""
+    if not app.config["OPENTELEMETRY"]:
+        return
+    try:
+        from opentelemetry.instrumentation.celery import CeleryInstrumentor
+        from opentelemetry.instrumentation.flask import FlaskInstrumentor
+    except ImportError as error:
+        reason = f"needs the optional packages (pip install -r requirements-otel.txt): {error}"
+        raise ConfigError(app.config["CONFIG_FILE"], "opentelemetry", reason) from None
+    FlaskInstrumentor().instrument_app(app)  # type: ignore[no-untyped-call]
+    celery = CeleryInstrumentor()  # type: ignore[no-untyped-call]
+    if not celery.is_instrumented_by_opentelemetry:  # Celery's signals are process-wide: hook them once
+        celery.instrument()
