@@ -31,6 +31,12 @@ for variable in LEAKY_VARIABLES:
     os.environ.pop(variable, None)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _worker_heartbeat_file(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Workers the tests start touch a heartbeat file of the session's own, not /tmp's shared one."""
+    os.environ["WORKER_HEARTBEAT_FILE"] = str(tmp_path_factory.mktemp("worker") / "heartbeat")
+
+
 @pytest.fixture(autouse=True)
 def _isolated_environment() -> Iterator[None]:
     """Each test starts without the app's variables, and what it sets (cli.py does) is undone."""

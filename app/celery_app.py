@@ -11,6 +11,7 @@ from celery.worker.state import task_ready
 from flask import Flask, appcontext_popped, appcontext_pushed, current_app, has_app_context
 
 from app.fixes import kombu_poll  # noqa: F401  (patches kombu's event loop in every worker: see its docstring)
+from app.observability.worker_health import HeartbeatFile
 from app.settings.celery_defaults import celery_settings
 from app.tasks import TRANSIENT_ERRORS, retry_countdown
 from app.web.request_id import MESSAGE_HEADER, remember_for_task
@@ -38,6 +39,7 @@ def celery_init_app(app: Flask) -> Celery:
 
     celery_app = Celery(app.import_name, task_cls=FlaskTask)
     celery_app.config_from_object(celery_settings(app.config["CELERY"]))
+    celery_app.steps["consumer"].add(HeartbeatFile)  # the worker's health check reads it
     app.extensions["celery"] = celery_app
     appcontext_pushed.connect(_make_celery_current, sender=app)
     appcontext_popped.connect(_restore_outer_celery, sender=app)

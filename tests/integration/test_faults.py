@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +25,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app.tasks import sample_task, submit
+from tests import ROOT
 from tests.integration import services
 from tests.integration.conftest import (
     REDIS_PASSWORD,
@@ -262,3 +265,33 @@ def test_a_post_retried_with_its_key_after_a_stalled_brokers_503_runs_once(
         assert (again.status_code, again.json["task_id"]) == (202, task_id)
         time.sleep(1)  # the stalled publish, if RabbitMQ took it, has been delivered by now
     assert log.read_text().count(f"[{task_id}] sleeping") == 1
+
+
+def test_the_workers_health_check_tells_a_frozen_worker_from_a_live_one(
+    write_config: WriteConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check (a process of its own) passes while the worker runs, fails once it is frozen, passes again after."""
+    heartbeat = tmp_path / "heartbeat"
+    monkeypatch.setenv("WORKER_HEARTBEAT_FILE", str(heartbeat))
+    check = [sys.executable, "-m", "app.observability.worker_health", "--stale-after", "3"]
+
+    def healthy() -> bool:
+        return subprocess.run(check, cwd=ROOT, capture_output=True).returncode == 0
+
+    with cli_worker(write_config("health"), tmp_path / "worker.log", pool="prefork") as worker:
+        wait_until(healthy, "the worker never became healthy")
+        os.killpg(worker.pid, signal.SIGSTOP)  # frozen: a hung worker, as far as anyone can tell
+        try:
+            frozen = time.monotonic()
+            wait_until(lambda: not healthy(), "a frozen worker stayed healthy")
+            assert time.monotonic() - frozen < 6  # stale after 3 s; touched every 2 s
+        finally:
+            os.killpg(worker.pid, signal.SIGCONT)
+        wait_until(healthy, "the worker did not become healthy again")
+
+
+def wait_until(condition: Callable[[], bool], failure: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, failure
+        time.sleep(0.2)
