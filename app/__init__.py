@@ -16,6 +16,7 @@ from flask import Flask
 from app import page, routes
 from app.celery_app import celery_init_app
 from app.logs import configure_logging
+from app.observability import metrics
 from app.observability.tracing import init_tracing
 from app.settings import ConfigError, load_config
 from app.web import errors, health, openapi, request_id
@@ -44,6 +45,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(openapi.bp)
     errors.register_error_handlers(app)
     request_id.init_app(app)
+    metrics.init_app(app)
     init_tracing(app)
     return app
 

@@ -10,6 +10,7 @@ from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from flask import Blueprint, abort, current_app, request, url_for
 from kombu.exceptions import OperationalError
 
+from app.observability.metrics import PUBLISH_SECONDS
 from app.tasks import PROGRESS, sample_task, submit, submit_as
 from app.web.dependencies import backend_errors, dependency, mask_secrets
 from app.web.idempotency import parse_key, submit_once
@@ -35,6 +36,7 @@ def start_task() -> tuple[dict[str, Any], int, dict[str, str]]:
     with (
         dependency("result backend", backend_errors(celery_app), celery_app),
         dependency("broker", (OperationalError,), celery_app),
+        PUBLISH_SECONDS.time(),
     ):
         if key is None:
             task_id = submit(task, **parameters)

@@ -12,6 +12,8 @@ from celery import Celery
 from celery.exceptions import BackendError
 from werkzeug.exceptions import ServiceUnavailable
 
+from app.observability.metrics import UNAVAILABLE
+
 logger = logging.getLogger(__name__)
 
 
@@ -57,6 +59,7 @@ def dependency(name: str, errors: tuple[type[BaseException], ...], celery_app: C
         yield
     except errors as error:
         logger.warning("%s unreachable: %s", name, _describe(error, celery_app))
+        UNAVAILABLE.labels(name).inc()
         raise ServiceUnavailable(f"The {name} is unreachable; try again later.") from None
 
 

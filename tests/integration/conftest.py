@@ -201,8 +201,10 @@ def at_once(
 
 
 @contextmanager
-def cli_worker(config: Path, log: Path, *options: str, pool: str = "solo") -> Iterator[subprocess.Popen[bytes]]:
-    """`celery -A celery_worker.celery worker` in a subprocess, as in production."""
+def cli_worker(
+    config: Path, log: Path, *options: str, pool: str = "solo", env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`celery -A celery_worker.celery worker` in a subprocess, as in production (with `env` added)."""
     # Without mingle and gossip: they only wait a second for other workers' replies.
     command = [sys.executable, "-m", "celery", "-A", "celery_worker.celery", "worker", f"--pool={pool}"]
     command += ["--without-mingle", "--without-gossip", *options]
@@ -211,7 +213,7 @@ def cli_worker(config: Path, log: Path, *options: str, pool: str = "solo") -> It
         worker = subprocess.Popen(
             command,
             cwd=ROOT,
-            env={**os.environ, "FLASK_CONFIG": str(config)},
+            env={**os.environ, **(env or {}), "FLASK_CONFIG": str(config)},
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,

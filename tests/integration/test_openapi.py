@@ -31,7 +31,7 @@ def test_api_matches_its_openapi_description(
 
     schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 6  # GET /, /healthz, /readyz; POST /task/; GET and DELETE /task/{task_id}
+    assert len(operations) == 7  # GET /, /metrics, /healthz, /readyz; POST /task/; GET and DELETE /task/{task_id}
 
     for operation, mode in itertools.product(operations, GenerationMode):
         takes_input = any(operation.iter_parameters()) or len(operation.body) > 0

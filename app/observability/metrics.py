@@ -1,0 +1,86 @@
+"""Prometheus metrics: the web app's at ``GET /metrics``, the worker's on a port of its own.
+
+Web: requests by method, route and status; 503s by the dependency that was down; the
+time POST /task/ takes to record and publish a task. Worker: tasks by final state, their
+run time, their retries. With ``PROMETHEUS_MULTIPROC_DIR`` set (a folder the processes of
+one service share, emptied before they start: prometheus-client's multiprocess mode),
+gunicorn's workers and a prefork worker's pool processes write their counts there and a
+scrape adds them up; without it, each process counts for itself. The worker serves its
+metrics on ``WORKER_METRICS_PORT`` when that is set.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from celery.signals import task_postrun, task_prerun, task_retry, task_revoked, worker_ready
+from flask import Blueprint, Flask, Response, request
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest, start_http_server
+from prometheus_client.multiprocess import MultiProcessCollector
+
+REQUESTS = Counter("http_requests_total", "HTTP requests answered", ["method", "route", "status"])
+UNAVAILABLE = Counter("dependency_unavailable_total", "503s answered because a dependency was down", ["dependency"])
+PUBLISH_SECONDS = Histogram("task_publish_seconds", "Time POST /task/ took to record and publish its task")
+TASKS = Counter("celery_tasks_total", "Tasks that reached a final state", ["task", "state"])
+RUN_SECONDS = Histogram("celery_task_run_seconds", "Time a task took to run", ["task"])
+RETRIES = Counter("celery_task_retries_total", "Retries a task asked for", ["task"])
+
+bp = Blueprint("metrics", __name__)
+_started: dict[str, float] = {}  # task id -> when it started running, in this process
+
+
+def init_app(app: Flask) -> None:
+    """Count `app`'s requests; serve the metrics at /metrics."""
+    app.after_request(_count_request)
+    app.register_blueprint(bp)
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    """Every metric of this service's processes, in Prometheus's text format."""
+    return Response(generate_latest(_registry()), mimetype="text/plain; version=0.0.4")
+
+
+def _registry() -> CollectorRegistry:
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return REGISTRY
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return registry
+
+
+def _count_request(response: Response) -> Response:
+    route = request.url_rule.rule if request.url_rule else "unmatched"  # a bounded set of labels
+    REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+    return response
+
+
+@task_prerun.connect  # type: ignore[untyped-decorator]
+def _task_started(task_id: str, **_: Any) -> None:
+    _started[task_id] = time.monotonic()
+
+
+@task_postrun.connect  # type: ignore[untyped-decorator]
+def _task_ended(task_id: str, task: Any, state: str | None = None, **_: Any) -> None:
+    if (started := _started.pop(task_id, None)) is not None:
+        RUN_SECONDS.labels(task.name).observe(time.monotonic() - started)
+    if state in ("SUCCESS", "FAILURE"):  # RETRY comes again; IGNORED is a cancel (counted when revoked)
+        TASKS.labels(task.name, state).inc()
+
+
+@task_retry.connect  # type: ignore[untyped-decorator]
+def _task_retried(sender: Any, **_: Any) -> None:
+    RETRIES.labels(sender.name).inc()
+
+
+@task_revoked.connect  # type: ignore[untyped-decorator]
+def _task_revoked(sender: Any, **_: Any) -> None:
+    TASKS.labels(sender.name, "REVOKED").inc()
+
+
+@worker_ready.connect  # type: ignore[untyped-decorator]
+def _serve_worker_metrics(**_: Any) -> None:
+    if port := os.environ.get("WORKER_METRICS_PORT"):
+        start_http_server(int(port), registry=_registry())

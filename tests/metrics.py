@@ -1,0 +1,37 @@
+"""Reading Prometheus metrics in tests: scrape, and see how much a sample moved."""
+
+from __future__ import annotations
+
+import urllib.request
+
+from flask.testing import FlaskClient
+from prometheus_client.parser import text_string_to_metric_families
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def scrape(client: FlaskClient) -> Samples:
+    """GET /metrics of the app, parsed: value by sample name and labels."""
+    response = client.get("/metrics")
+    assert (response.status_code, response.mimetype) == (200, "text/plain")
+    return parse(response.get_data(as_text=True))
+
+
+def scrape_worker(port: int) -> Samples:
+    """A worker's own metrics port (WORKER_METRICS_PORT), parsed."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        return parse(response.read().decode())
+
+
+def parse(text: str) -> Samples:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def moved(before: Samples, after: Samples, name: str, **labels: str) -> float:
+    """How much a sample grew between two scrapes."""
+    key = (name, tuple(sorted(labels.items())))
+    return after.get(key, 0) - before.get(key, 0)

@@ -1,0 +1,52 @@
+"""Prometheus metrics (app/observability/metrics.py): the counts move as requests and tasks do."""
+
+from __future__ import annotations
+
+import pytest
+from flask.testing import FlaskClient
+from kombu.exceptions import OperationalError
+
+from app import create_app
+from tests.metrics import moved, scrape
+from tests.tasks import failing_task, flaky_task
+from tests.unit.conftest import EAGER, WriteConfig
+
+
+def test_requests_publishes_and_tasks_are_counted(client: FlaskClient) -> None:
+    """Two POSTs: two 202s by route, two publish times, two sample tasks run to SUCCESS (eagerly)."""
+    before = scrape(client)
+    for _ in range(2):
+        client.post("/task/")
+    client.get("/nowhere")
+    after = scrape(client)
+    assert moved(before, after, "http_requests_total", method="POST", route="/task/", status="202") == 2
+    assert moved(before, after, "http_requests_total", method="GET", route="unmatched", status="404") == 1
+    assert moved(before, after, "task_publish_seconds_count") == 2
+    assert moved(before, after, "celery_tasks_total", task="app.tasks.sample_task", state="SUCCESS") == 2
+    assert moved(before, after, "celery_task_run_seconds_count", task="app.tasks.sample_task") == 2
+
+
+def test_failures_and_retries_are_counted(write_config: WriteConfig) -> None:
+    """A failing task counts as FAILURE; a task retried twice counts two retries, then SUCCESS."""
+    write_config()
+    app = create_app({"CELERY": {**EAGER, "task_eager_propagates": False}})
+    celery_app, client = app.extensions["celery"], app.test_client()
+    before = scrape(client)
+    celery_app.tasks[flaky_task.name].delay(2)
+    celery_app.tasks[failing_task.name].delay("boom")
+    after = scrape(client)
+    assert moved(before, after, "celery_task_retries_total", task=flaky_task.name) == 2
+    assert moved(before, after, "celery_tasks_total", task=flaky_task.name, state="SUCCESS") == 1
+    assert moved(before, after, "celery_tasks_total", task=failing_task.name, state="FAILURE") == 1
+
+
+def test_a_503_is_counted_by_the_dependency_that_was_down(client: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """POST while the broker refuses: one more `dependency_unavailable_total{dependency="broker"}`."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OperationalError("broker unreachable")
+
+    monkeypatch.setattr("app.routes.submit", refuse)
+    before = scrape(client)
+    assert client.post("/task/").status_code == 503
+    assert moved(before, scrape(client), "dependency_unavailable_total", dependency="broker") == 1
