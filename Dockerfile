@@ -2,7 +2,7 @@
 # BASE must provide python3 (3.11+) with venv; by default the official slim image.
 # Without a registry: .ci/build-offline-images builds local/python:bookworm to use here.
 ARG BASE=python:3.11-slim
-FROM ${BASE}
+FROM ${BASE} AS app
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PATH=/venv/bin:$PATH
 RUN python3 -m venv /venv
@@ -25,3 +25,14 @@ HEALTHCHECK --interval=5s --timeout=3s --start-period=5s --retries=3 \
     CMD ["python3", "-c", "import os, urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ[\"PORT\"]}/healthz', timeout=2)"]
 # `exec`: gunicorn, not the shell, is PID 1 and receives `docker stop`'s SIGTERM.
 CMD ["sh", "-c", "exec gunicorn --bind 0.0.0.0:$PORT --workers 2 'app:create_app()'"]
+
+# Flower, for `docker compose --profile flower up` (the `flower` target): the same image
+# with Flower added, so that it sees the tasks the way the worker does.
+FROM app AS flower
+USER root
+RUN pip install --no-cache-dir flower==2.2.0
+USER service
+CMD ["sh", "-c", "test -n \"$FLOWER_BASIC_AUTH\" || { echo 'error: set FLOWER_BASIC_AUTH to user:password' >&2; exit 2; }; exec celery -A celery_worker.celery flower --address=0.0.0.0 --port=5555"]
+
+# `docker build .` builds the app, not Flower.
+FROM app

@@ -24,9 +24,9 @@ def install(session: nox.Session) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Every tier: unit, integration (services chosen as the README describes) and smoke (Docker)."""
+    """Every tier but compose: unit, template, integration, browser and smoke (services as the README says)."""
     install(session)
-    session.run("pytest", *session.posargs)
+    session.run("pytest", "-m", "not compose", *session.posargs)
 
 
 @nox.session
@@ -55,6 +55,13 @@ def browser(session: nox.Session) -> None:
     """The page at / in headless Chromium (Debian's `chromium`, or TEST_CHROMIUM), with real services."""
     install(session)
     session.run("pytest", "-m", "browser", *session.posargs)
+
+
+@nox.session
+def compose(session: nox.Session) -> None:
+    """docker-compose.yml as users run it (about a minute; not in `tests`): healthy, a task through it, down."""
+    install(session)
+    session.run("pytest", "-m", "compose", *session.posargs)
 
 
 @nox.session
@@ -101,7 +108,7 @@ def coverage(session: nox.Session) -> None:
     """
     install(session)
     session.run("coverage", "erase")
-    session.run("coverage", "run", "-m", "pytest", "-m", "not smoke", *session.posargs)
+    session.run("coverage", "run", "-m", "pytest", "-m", "not smoke and not compose", *session.posargs)
     session.run("coverage", "combine", "--quiet")
     session.run("coverage", "report")
 
