@@ -28,7 +28,8 @@ def test_celery_cli_worker_serves_posted_tasks(
         body = wait_for_state(client, f"/task/{task_id}", "SUCCESS", timeout=60)
     assert body["task_id"] == task_id
     # The web process's line for the request, and every line of the worker for the task.
-    assert [(r.getMessage(), r.request_id) for r in caplog.records if r.name == "app.tasks"] == [
+    web_lines = [r for r in caplog.records if r.name == "app.tasks" and task_id in r.getMessage()]  # not others'
+    assert [(r.getMessage(), r.request_id) for r in web_lines] == [
         (f"queued app.tasks.sample_task[{task_id}]", "abc-123")
     ]
     worker_lines = [line for line in log.read_text().splitlines() if task_id in line]
