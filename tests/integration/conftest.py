@@ -66,10 +66,16 @@ def fault_containers(request: pytest.FixtureRequest) -> Iterator[Future[services
         yield pool.submit(stack.enter_context, services.containers(fixed_ports=True, redis_password=REDIS_PASSWORD))
 
 
+@pytest.fixture(scope="session")
+def own(fault_containers: Future[services.Containers]) -> services.Containers:
+    """A RabbitMQ and a Redis of the tests' own, to pause, restart, or fill with what a shared one must not get."""
+    return fault_containers.result()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _start_fault_containers_early(request: pytest.FixtureRequest) -> None:
     """When fault tests are selected and Docker runs, their containers boot while other tests run."""
-    uses = any("fault_containers" in item.fixturenames for item in request.session.items)
+    uses = any("own" in item.fixturenames for item in request.session.items)
     if uses and services.docker_unavailable_reason() is None:
         request.getfixturevalue("fault_containers")
 

@@ -13,7 +13,6 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,12 +40,6 @@ if TYPE_CHECKING:  # imported where containers start: a run without Docker never
     from testcontainers.core.container import DockerContainer
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def own(fault_containers: Future[services.Containers]) -> services.Containers:
-    """A RabbitMQ and a Redis of this module's own, to pause and restart."""
-    return fault_containers.result()
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +138,11 @@ def wait_until_ready(client: FlaskClient, timeout: float = 60) -> None:
 
 def test_worker_killed_mid_task_is_redelivered_to_a_new_worker(write_config: WriteConfig, tmp_path: Path) -> None:
     """The whole worker killed during a task: the broker redelivers it (late ack), the next one runs it."""
-    path = write_config("killed", sample_task_seconds=1)
+    assert_a_killed_worker_loses_nothing(write_config("killed", sample_task_seconds=1), tmp_path)
+
+
+def assert_a_killed_worker_loses_nothing(path: Path, tmp_path: Path) -> None:
+    """SIGKILL to a prefork worker (and its pool) running the config's task: a new worker runs it to SUCCESS."""
     client = create_app_from(path).test_client()
     first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
     # Prefork, as in production: an early ack would have been sent when the pool took the task.
