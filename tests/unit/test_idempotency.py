@@ -51,9 +51,9 @@ def test_a_quoted_key_is_the_same_key(key: str, client: FlaskClient, published: 
     assert len(published) == 1
 
 
-def test_another_key_or_no_key_starts_another_task(client: FlaskClient, published: list[str]) -> None:
+def test_another_key_or_no_key_starts_another_task(key: str, client: FlaskClient, published: list[str]) -> None:
     """Keys are independent; without the header every POST is a new task, as before."""
-    ids = {post(client, "a").json["task_id"], post(client, "b").json["task_id"]}
+    ids = {post(client, f"{key}-a").json["task_id"], post(client, f"{key}-b").json["task_id"]}
     ids |= {client.post("/task/").json["task_id"], client.post("/task/").json["task_id"]}
     assert len(ids) == len(published) == 4
 
