@@ -254,9 +254,18 @@ BAD_FILES = [
             ("include", 5, "expected a list or a string, got an integer", "tuple-int"),
             ("worker_pool", None, "expected a string, got an empty value", "string-null"),
             ("override_backends", "redis", "expected a mapping, got a string", "override-backends"),
+            ("result_backend_thread_safe", "yes", "expected a boolean, got a string", "thread-safe-string"),
             ("security_key_password", "pw", "expected binary data or an empty value, got a string", "bytes"),
         ]
     ],
+    pytest.param(
+        "a.yaml",
+        # A setting Celery takes any value for, then a bad one (the file keeps this order).
+        celery_with(task_annotations={"*": {"rate_limit": "10/s"}}, task_track_started="yes"),
+        "celery.task_track_started",
+        "expected a boolean, got a string",
+        id="celery-bad-after-any",
+    ),
     pytest.param("a.yaml", config_with(secret="x"), "secret", "unknown key (a typo?)", id="top-level-typo"),
     pytest.param("a.yaml", config_with(port="8080"), "port", "expected an integer, got a string", id="port-string"),
     pytest.param("a.yaml", config_with(port=True), "port", "expected an integer, got a boolean", id="port-boolean"),
