@@ -10,17 +10,19 @@ import pytest
 from celery import states
 from celery.backends.redis import RedisBackend
 from celery.contrib.testing.mocks import TaskMessage
+from celery.exceptions import Retry
+from celery.signals import task_retry
 from celery.worker import state as worker_state
 from celery.worker.request import Request
 from flask import Flask, g
 
-from app import create_app
+from app import create_app, tasks
 from app.celery_app import OnceRequest
 from app.fixes.database_results import ReachableFirstDatabaseBackend
 from app.fixes.redis_results import PublisherRedisBackend, PublisherSentinelBackend
 from app.tasks import PROGRESS, sample_task
-from tests.tasks import context_probe, failing_task
-from tests.unit.conftest import IN_MEMORY_CONFIG, WriteConfig
+from tests.tasks import context_probe, failing_task, flaky_task
+from tests.unit.conftest import EAGER, IN_MEMORY_CONFIG, WriteConfig
 
 
 def test_safe_defaults_apply_and_the_file_overrides_them(write_config: WriteConfig) -> None:
@@ -294,3 +296,28 @@ def test_a_message_celery_revoked_is_left_to_celery(
     monkeypatch.setattr(Request, "revoked", lambda self: True)  # Celery's answer for it
     monkeypatch.setattr(app.extensions["celery"].backend, "get_state", lambda task_id: pytest.fail("backend read"))
     assert (deliver(str(uuid.uuid4())).revoked(), deliver.acks) == (True, [])
+
+
+def test_every_task_of_the_factory_drops_messages_of_finished_tasks(app: Flask) -> None:
+    """The worker builds each task's requests as OnceRequest: the sample task's, and any other task's of the app."""
+    celery_app = app.extensions["celery"]
+    assert celery_app.tasks[sample_task.name].Request is OnceRequest
+    assert celery_app.tasks[failing_task.name].Request is OnceRequest
+
+
+def test_each_retry_waits_the_drawn_backoff(write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The n-th retry is scheduled retry_countdown() seconds later (here its ceiling: 2, 4, 8 s), as task_retry says."""
+    monkeypatch.setattr(tasks.random, "uniform", lambda low, high: high)
+    write_config({**IN_MEMORY_CONFIG, "retry_backoff_seconds": 2})
+    app = create_app({"CELERY": {**EAGER, "task_eager_propagates": False}})
+    waits: list[float] = []
+
+    def record(sender: object, reason: Retry, **details: object) -> None:
+        waits.append(reason.when)
+
+    task_retry.connect(record, weak=False)
+    try:
+        assert app.extensions["celery"].tasks[flaky_task.name].delay(3).result == 4
+    finally:
+        task_retry.disconnect(record)
+    assert waits == [2, 4, 8]
