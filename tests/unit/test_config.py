@@ -85,6 +85,11 @@ def test_port_and_sample_seconds_have_defaults(write_config: WriteConfig) -> Non
     assert (settings["PORT"], settings["SAMPLE_TASK_SECONDS"]) == (8080, 5)
 
 
+def test_one_attempt_means_no_retries(write_config: WriteConfig) -> None:
+    """`retry_attempts: 1` is the least accepted: the first run only."""
+    assert load_config({"FLASK_CONFIG": str(write_config(config_with(retry_attempts=1)))})["RETRY_ATTEMPTS"] == 1
+
+
 @pytest.mark.parametrize("port", [1, 65535], ids=["lowest", "highest"])
 def test_every_tcp_port_is_accepted(write_config: WriteConfig, port: int) -> None:
     """Both ends of the TCP port range are valid."""
