@@ -36,12 +36,17 @@ def seconds_until_a_callback_queued_by_a_callback_runs(hub: Hub) -> float:
         ran.append(time.monotonic())
         broker.send(b"next message")  # ends the loop's next poll at once: the test need not wait for it
 
+    # A poll that waits for ever would hang the test: the broker speaks after 2 s regardless.
+    watchdog = threading.Timer(2, broker.send, (b"watchdog",))
     with connection, broker:
         hub.add_reader(connection, connection.recv, 100)
         hub.call_soon(lambda: hub.call_soon(ack))
         started, loop = time.monotonic(), hub.create_loop()
+        watchdog.start()
         while not ran:
             next(loop)
+        watchdog.cancel()
+        watchdog.join()
         hub.remove_reader(connection)
     return ran[0] - started
 
