@@ -51,18 +51,26 @@ def _accepted_types(name: str, option: Option) -> tuple[type, ...] | None:
     return tuple(dict.fromkeys((*_ACCEPTED[kind], *own_default, *_ALSO_ACCEPTED.get(name, ()))))
 
 
-_SETTINGS = {name: _accepted_types(name, option) for name, option in flatten(NAMESPACES) if name.islower()}
-# Read by Celery's loader and its result backends, but missing from its table.
-_SETTINGS["override_backends"] = (dict,)
-_SETTINGS["result_backend_thread_safe"] = (bool,)
+def _settings() -> dict[str, tuple[type, ...] | None]:
+    """Every setting a file may give, with what it may give for each.
+
+    Built at each check, not at import (a few hundred entries, once per process start):
+    what it is built from then stays in reach of the unit tests and of mutation testing.
+    """
+    settings = {name: _accepted_types(name, option) for name, option in flatten(NAMESPACES) if name.islower()}
+    # Read by Celery's loader and its result backends, but missing from its table.
+    settings["override_backends"] = (dict,)
+    settings["result_backend_thread_safe"] = (bool,)
+    return settings
 
 
 def check_celery_settings(path: Path, celery: Mapping[str, Any]) -> None:
     """Raise ConfigError for a setting Celery does not know, or a value of a type it cannot use."""
+    known = _settings()
     for key, value in celery.items():
-        if key not in _SETTINGS:
+        if key not in known:
             raise ConfigError(path, f"celery.{key}", "unknown key (a typo?)")
-        if (accepted := _SETTINGS[key]) is None:
+        if (accepted := known[key]) is None:
             continue
         # bool is an int in Python, but `worker_prefetch_multiplier: true` is a mistake.
         if not isinstance(value, accepted) or (isinstance(value, bool) and bool not in accepted):

@@ -129,8 +129,8 @@ def celery_settings(file_settings: Mapping[str, Any]) -> dict[str, Any]:
     if "database_engine_options" in backend:
         defaults, in_file = backend["database_engine_options"], file_settings.get("database_engine_options") or {}
         engine_options = {**defaults, **in_file}
-        if "connect_args" in defaults or "connect_args" in in_file:
-            engine_options["connect_args"] = {**defaults.get("connect_args", {}), **in_file.get("connect_args", {})}
+        if connect_args := {**defaults.get("connect_args", {}), **in_file.get("connect_args", {})}:
+            engine_options["connect_args"] = connect_args
         settings["database_engine_options"] = engine_options
     return settings
 

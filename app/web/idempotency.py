@@ -73,18 +73,14 @@ def _submit_once(celery_app: Celery, key: str, parameters: dict[str, Any], submi
         backend.delete(lock_name)
 
 
-def _add(backend: KeyValueStoreBackend, name: bytes, value: str, seconds: int | None) -> str | None:
+def _add(backend: KeyValueStoreBackend, name: bytes, value: str, seconds: int | None) -> bytes | str | None:
     """Store `value` under `name` for `seconds` unless something is there; answer what was there, or None."""
     if not isinstance(backend, RedisBackend):  # the caller holds _LOCAL
-        existing = backend.get(name)
+        existing: bytes | str | None = backend.get(name)
         if existing is None:
             backend.set(name, value)
-        return None if existing is None else _text(existing)
+        return existing
     # One atomic command (SET ... NX GET, Redis 7.0 and later), through the client: the
     # backend's own set() retries a refused connection 20 times.
-    existing = backend.client.set(name, value, nx=True, ex=seconds or None, get=True)
-    return None if existing is None else _text(existing)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+    answer: bytes | None = backend.client.set(name, value, nx=True, ex=seconds or None, get=True)
+    return answer

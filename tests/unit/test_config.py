@@ -86,6 +86,11 @@ def test_port_and_sample_seconds_have_defaults(write_config: WriteConfig) -> Non
     assert (settings["PORT"], settings["SAMPLE_TASK_SECONDS"]) == (8080, 5)
 
 
+def test_one_attempt_means_no_retries(write_config: WriteConfig) -> None:
+    """`retry_attempts: 1` is the least accepted: the first run only."""
+    assert load_config({"FLASK_CONFIG": str(write_config(config_with(retry_attempts=1)))})["RETRY_ATTEMPTS"] == 1
+
+
 @pytest.mark.parametrize("port", [1, 65535], ids=["lowest", "highest"])
 def test_every_tcp_port_is_accepted(write_config: WriteConfig, port: int) -> None:
     """Both ends of the TCP port range are valid."""
@@ -255,9 +260,18 @@ BAD_FILES = [
             ("include", 5, "expected a list or a string, got an integer", "tuple-int"),
             ("worker_pool", None, "expected a string, got an empty value", "string-null"),
             ("override_backends", "redis", "expected a mapping, got a string", "override-backends"),
+            ("result_backend_thread_safe", "yes", "expected a boolean, got a string", "thread-safe-string"),
             ("security_key_password", "pw", "expected binary data or an empty value, got a string", "bytes"),
         ]
     ],
+    pytest.param(
+        "a.yaml",
+        # A setting Celery takes any value for, then a bad one (the file keeps this order).
+        celery_with(task_annotations={"*": {"rate_limit": "10/s"}}, task_track_started="yes"),
+        "celery.task_track_started",
+        "expected a boolean, got a string",
+        id="celery-bad-after-any",
+    ),
     pytest.param("a.yaml", config_with(secret="x"), "secret", "unknown key (a typo?)", id="top-level-typo"),
     pytest.param("a.yaml", config_with(port="8080"), "port", "expected an integer, got a string", id="port-string"),
     pytest.param("a.yaml", config_with(port=True), "port", "expected an integer, got a boolean", id="port-boolean"),

@@ -6,6 +6,8 @@ tier with paused containers.
 
 from __future__ import annotations
 
+import importlib
+import sys
 import time
 import uuid
 from types import SimpleNamespace
@@ -15,12 +17,14 @@ import pytest
 from celery.exceptions import BackendGetMetaError
 from flask import Flask
 from flask.testing import FlaskClient
+from kombu import Connection
 from kombu.exceptions import OperationalError
+from kombu.utils import functional as kombu_functional
 from redis.exceptions import ResponseError
 from sqlalchemy import exc as database
 
 from app import create_app, tasks
-from app.web.dependencies import mask_secrets
+from app.web.dependencies import backend_errors, mask_secrets
 from tests.unit.conftest import IN_MEMORY_CONFIG, WriteConfig
 
 # Nothing listens on port 1: connections are refused at once, without any server.
@@ -194,3 +198,35 @@ def test_an_error_without_a_message_is_named_by_its_type(
 
     monkeypatch.setattr("app.web.dependencies._ping_broker", time_out)
     assert client.get("/readyz").json["checks"] == {"broker": "unreachable: TimeoutError", "result_backend": "ok"}
+
+
+def test_readyz_tries_a_refusing_broker_once(write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One connection attempt, no retries: /readyz answers as soon as the broker refuses."""
+    client = app_with(write_config, broker_url=REFUSING_BROKER).test_client()
+    connect = Connection._connection_factory
+    attempts: list[str] = []
+
+    def count(connection: Connection) -> Any:
+        attempts.append(connection.hostname)
+        if len(attempts) > 2:
+            raise RuntimeError("retrying without end")
+        return connect(connection)
+
+    monkeypatch.setattr(Connection, "_connection_factory", count)
+    monkeypatch.setattr(kombu_functional, "sleep", lambda seconds: None)  # a retry would not wait here
+    assert client.get("/readyz").json["checks"]["broker"].startswith("unreachable: OperationalError: ")
+    assert attempts == ["127.0.0.1"]
+
+
+@pytest.mark.parametrize("loaded", [True, False], ids=["database-backend-loaded", "not-loaded"])
+def test_other_backends_never_take_database_errors_for_an_outage(
+    write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch, loaded: bool
+) -> None:
+    """With another result backend, SQLAlchemy's errors stay bugs, even where a database backend was loaded."""
+    if loaded:
+        importlib.import_module("celery.backends.database")
+    else:
+        monkeypatch.delitem(sys.modules, "celery.backends.database", raising=False)
+    errors = backend_errors(app_with(write_config).extensions["celery"])
+    assert OSError in errors
+    assert not [error for error in errors if issubclass(error, database.SQLAlchemyError)]

@@ -43,3 +43,11 @@ def test_a_reader_never_sees_a_record_half_written(
         writer.join()
     assert (seen != {len(record)}) is torn
     assert sorted(path.name for path in tmp_path.iterdir()) == ["record"]  # no part file left
+
+
+def test_a_stored_result_reads_back(tmp_path: Path) -> None:
+    """A task's record, which Celery's JSON serializer hands over as text, is read back as stored."""
+    backend = WholeRecordFilesystemBackend(app=Celery(set_as_current=False), url=f"file://{tmp_path}")
+    backend.store_result("task-1", {"answer": "naïve 42"}, "SUCCESS")
+    meta = backend.get_task_meta("task-1")
+    assert (meta["status"], meta["result"]) == ("SUCCESS", {"answer": "naïve 42"})

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +15,12 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from kombu.exceptions import OperationalError
+from redis.exceptions import DataError as RedisDataError
+from redis.exceptions import ResponseError as RedisResponseError
 
 from app import create_app
+from app.fixes.redis_results import PublisherRedisBackend
+from app.web import idempotency
 from tests.unit.conftest import IN_MEMORY_CONFIG, WriteConfig
 
 
@@ -49,6 +57,33 @@ def test_a_quoted_key_is_the_same_key(key: str, client: FlaskClient, published: 
     """The draft's form, a structured-field string, names the same key as the bare value."""
     assert post(client, f'"{key}"').json == post(client, key).json
     assert len(published) == 1
+
+
+@pytest.mark.parametrize(
+    ("quoted", "bare"),
+    [('"say \\"hi\\""', 'say "hi"'), ('"back\\\\slash"', "back\\slash"), ('"\\\\\\""', '\\"')],
+    ids=["escaped-quote", "escaped-backslash", "both"],
+)
+def test_a_quoted_key_with_escapes_is_the_key_they_spell(
+    key: str, client: FlaskClient, published: list[str], quoted: str, bare: str
+) -> None:
+    """In a structured-field string `\\"` is a quote and `\\\\` a backslash: the same key as the bare value."""
+    assert post(client, quoted[0] + key + quoted[1:]).json == post(client, key + bare).json
+    assert len(published) == 1
+
+
+def test_parameters_in_another_order_are_the_same_parameters(key: str, app: Flask) -> None:
+    """A service whose task takes several parameters: their order in the body does not matter."""
+    celery_app = app.extensions["celery"]
+    submitted: list[str] = []
+
+    def submit(task_id: str) -> str:
+        submitted.append(task_id)
+        return task_id
+
+    first = idempotency.submit_once(celery_app, key, {"seconds": 1, "size": 2}, submit)
+    again = idempotency.submit_once(celery_app, key, {"size": 2, "seconds": 1}, submit)
+    assert first == again == submitted[0]
 
 
 def test_another_key_or_no_key_starts_another_task(key: str, client: FlaskClient, published: list[str]) -> None:
@@ -130,3 +165,178 @@ def test_a_database_result_backend_answers_501(key: str, write_config: WriteConf
 
 def _digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+class FakeRedis:
+    """The commands of redis-py's client that the Redis result backend and the keys use, on a dict.
+
+    SET answers as Redis 7 does with NX and GET; each SET's expiry is recorded, not enforced.
+    """
+
+    def __init__(self) -> None:
+        self.values: dict[bytes, bytes] = {}
+        self.sets: list[tuple[bytes, int | None]] = []  # (name, ex) of each SET that stored
+
+    def set(
+        self, name: bytes, value: bytes | str | None, ex: int | None = None, nx: bool = False, get: bool = False
+    ) -> bytes | bool | None:
+        if value is None:  # redis-py refuses it before sending anything
+            raise RedisDataError("Invalid input of type: 'NoneType'. Convert to a bytes, string, int or float first.")
+        if ex is not None and ex <= 0:
+            raise RedisResponseError("invalid expire time in 'set' command")
+        old = self.values.get(name)
+        stored = old is None or not nx
+        if stored:
+            self.values[name] = value.encode() if isinstance(value, str) else value
+            self.sets.append((name, ex))
+        return old if get else (stored or None)
+
+    def get(self, name: bytes) -> bytes | None:
+        return self.values.get(name)
+
+    def delete(self, *names: bytes) -> int:
+        return sum(self.values.pop(name, None) is not None for name in names)
+
+    @contextmanager
+    def pipeline(self) -> Iterator[FakeRedis]:  # how the backend stores task records
+        yield self
+
+    def setex(self, name: bytes, seconds: int, value: bytes | str) -> None:
+        self.set(name, value, ex=seconds)
+
+    def publish(self, channel: bytes, message: bytes | str) -> int:
+        return 0
+
+    def execute(self) -> list[object]:
+        return []
+
+
+@pytest.fixture
+def redis_app(write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch) -> Flask:
+    """An app whose result backend is Redis (the factory's PublisherRedisBackend) on a FakeRedis."""
+    # One backend for every thread (Celery's default is one a thread), so one FakeRedis.
+    celery = {
+        **IN_MEMORY_CONFIG["celery"],
+        "result_backend": "redis://127.0.0.1:1/0",
+        "result_backend_thread_safe": True,
+    }
+    write_config({**IN_MEMORY_CONFIG, "celery": celery})
+    app = create_app()  # not eager: the task stays in the memory queue
+    backend = app.extensions["celery"].backend
+    assert isinstance(backend, PublisherRedisBackend)
+    monkeypatch.setattr(backend, "client", FakeRedis())
+    return app
+
+
+def redis_of(app: Flask) -> FakeRedis:
+    redis: FakeRedis = app.extensions["celery"].backend.client
+    return redis
+
+
+def names(app: Flask, key: str) -> tuple[bytes, bytes]:
+    """The Redis keys of `key`'s record and of its lock."""
+    backend = app.extensions["celery"].backend
+    return backend.get_key_for_task(f"idempotency-key-{_digest(key)}"), backend.get_key_for_task(
+        f"idempotency-lock-{_digest(key)}"
+    )
+
+
+def test_on_redis_every_repeat_answers_the_first_task(key: str, redis_app: Flask) -> None:
+    """On a Redis result backend as on others: one task for a key, its id answered to every repeat."""
+    client = redis_app.test_client()
+    responses = [post(client, key, seconds=1) for _ in range(3)]
+    assert [response.status_code for response in responses] == [202] * 3
+    assert {response.json["task_id"] for response in responses} == {responses[0].json["task_id"]}
+    record = json.loads(redis_of(redis_app).values[names(redis_app, key)[0]])
+    assert record["task_id"] == responses[0].json["task_id"]
+    assert redis_app.extensions["celery"].AsyncResult(record["task_id"]).exists()
+
+
+def test_on_redis_the_record_lives_as_long_as_results_and_the_lock_briefly(key: str, redis_app: Flask) -> None:
+    """The key's record expires with results (result_expires), its lock after ACCEPTING_SECONDS, then is removed."""
+    post(redis_app.test_client(), key)
+    record, lock = names(redis_app, key)
+    redis = redis_of(redis_app)
+    assert [(name, ex) for name, ex in redis.sets if name in (record, lock)] == [
+        (record, 86400),
+        (lock, idempotency.ACCEPTING_SECONDS),
+    ]
+    assert idempotency.ACCEPTING_SECONDS == 10
+    assert lock not in redis.values and record in redis.values
+
+
+def test_on_redis_results_kept_forever_keep_the_key_forever(
+    key: str, write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`result_expires: 0` keeps results forever: the key's record gets no expiry (Redis refuses EX 0)."""
+    celery = {**IN_MEMORY_CONFIG["celery"], "result_backend": "redis://127.0.0.1:1/0", "result_expires": 0}
+    write_config({**IN_MEMORY_CONFIG, "celery": celery})
+    app = create_app()
+    monkeypatch.setattr(app.extensions["celery"].backend, "client", FakeRedis())
+    assert post(app.test_client(), key).status_code == 202
+    assert (names(app, key)[0], None) in redis_of(app).sets
+
+
+def test_on_redis_other_parameters_are_422_and_change_nothing(key: str, redis_app: Flask) -> None:
+    """The key's record stays the first request's: other parameters are refused, the same ones still answered."""
+    client = redis_app.test_client()
+    first = post(client, key, seconds=1)
+    response = post(client, key, seconds=2)
+    assert (response.status_code, response.json["error"]["message"]) == (
+        422,
+        "This Idempotency-Key was used with other parameters.",
+    )
+    assert post(client, key, seconds=1).json == first.json
+
+
+def test_on_redis_a_key_being_accepted_elsewhere_is_409(key: str, redis_app: Flask) -> None:
+    """While another process holds the key's lock in Redis, the POST answers 409 and leaves the lock to it."""
+    record, lock = names(redis_app, key)
+    redis = redis_of(redis_app)
+    redis.values[lock] = b"accepting"
+    response = post(redis_app.test_client(), key)
+    assert (response.status_code, response.json["error"]["message"]) == (
+        409,
+        "A request with this Idempotency-Key is being accepted; try again shortly.",
+    )
+    assert redis.values[lock] == b"accepting"
+    task_id = json.loads(redis.values[record])["task_id"]
+    assert not redis_app.extensions["celery"].AsyncResult(task_id).exists()  # nothing queued
+
+
+def test_on_redis_a_failed_publish_releases_the_lock_and_keeps_the_id(
+    key: str, redis_app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 503 removes the key's lock at once: the retry is not refused with 409, and publishes the same id."""
+    task = redis_app.extensions["celery"].tasks["app.tasks.sample_task"]
+    attempts: list[str] = []
+
+    def refuse_once(args: object, kwargs: object, task_id: str, **options: object) -> None:
+        attempts.append(task_id)
+        if len(attempts) == 1:
+            raise OperationalError("broker unreachable")
+
+    monkeypatch.setattr(task, "apply_async", refuse_once)
+    client = redis_app.test_client()
+    assert post(client, key).status_code == 503
+    assert names(redis_app, key)[1] not in redis_of(redis_app).values
+    retried = post(client, key)
+    assert retried.status_code == 202
+    assert attempts == [retried.json["task_id"]] * 2
+
+
+def test_on_redis_requests_do_not_wait_for_each_other_in_the_process(key: str, redis_app: Flask) -> None:
+    """Redis's atomic SET decides: a POST with a key does not wait for the process's own lock."""
+    with idempotency._LOCAL, ThreadPoolExecutor(1) as pool:  # as if another request held it
+        response = pool.submit(post, redis_app.test_client(), key).result(timeout=5)
+    assert response.status_code == 202
+
+
+def test_a_database_result_backend_names_what_is_needed(key: str, write_config: WriteConfig, tmp_path: Path) -> None:
+    """The 501 says which result backends keep keys."""
+    celery = {**IN_MEMORY_CONFIG["celery"], "result_backend": f"db+sqlite:///{tmp_path}/results.db"}
+    write_config({**IN_MEMORY_CONFIG, "celery": celery})
+    response = post(create_app().test_client(), key)
+    assert response.json["error"]["message"] == (
+        "Idempotency-Key needs a key-value result backend (Redis, memcached, file)."
+    )

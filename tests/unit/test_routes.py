@@ -73,6 +73,17 @@ def test_unknown_task_or_path_is_404_json(client: FlaskClient, path: str) -> Non
     assert response.is_json and response.json["error"]["code"] == 404
 
 
+@pytest.mark.parametrize("method", ["GET", "DELETE"])
+def test_an_id_never_submitted_is_404_saying_so(client: FlaskClient, method: str) -> None:
+    """GET or DELETE on a well-formed id the API never accepted: 404 naming the id, and that results expire."""
+    task_id = str(uuid.uuid4())
+    response = client.open(f"/task/{task_id}", method=method)
+    assert (response.status_code, response.json["error"]["message"]) == (
+        404,
+        f"No task with id {task_id} was submitted (or its result expired).",
+    )
+
+
 def test_a_running_task_reports_its_progress(app: Flask, client: FlaskClient) -> None:
     """GET on a task that reported progress: PROGRESS and a number from 0 to 1."""
     task_id = str(uuid.uuid4())

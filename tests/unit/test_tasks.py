@@ -6,6 +6,7 @@ import uuid
 from types import SimpleNamespace
 
 import pytest
+from celery.exceptions import TaskRevokedError
 from flask import Flask
 from flask.testing import FlaskClient
 from freezegun import freeze_time
@@ -56,6 +57,33 @@ def test_a_task_cancelled_while_it_runs_stops_and_stays_revoked(
     location = client.post("/task/").headers["Location"]
     assert len(slept) == 2
     assert client.get(location).json == {"task_id": location.rsplit("/", 1)[1], "state": "REVOKED"}
+
+
+def test_a_task_cancelled_while_it_runs_keeps_why_and_what_it_was(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its record says it was cancelled while running, and keeps its name and arguments (result_extended)."""
+    backend = app.extensions["celery"].backend
+    monkeypatch.setattr(  # DELETE /task/<id> during the first step: it stores REVOKED, without the request
+        tasks.time, "sleep", lambda seconds: backend.mark_as_revoked(tasks.sample_task.request.id, "cancelled")
+    )
+    task_id = client.post("/task/", json={"seconds": 0.5}).json["task_id"]
+    result = app.extensions["celery"].AsyncResult(task_id)
+    assert (result.state, type(result.result), str(result.result)) == (
+        "REVOKED",
+        TaskRevokedError,
+        "cancelled while running",
+    )
+    assert (result.name, result.args, result.kwargs) == (tasks.sample_task.name, [], {"seconds": 0.5})
+
+
+def test_a_publish_waits_at_most_the_confirm_timeout(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The task is published asking RabbitMQ's confirm within 0.5 s (a stalled broker: integration tier, 503)."""
+    task = app.extensions["celery"].tasks[tasks.sample_task.name]
+    published: list[dict[str, object]] = []
+    monkeypatch.setattr(task, "apply_async", lambda args, kwargs, **options: published.append(options))
+    task_id = tasks.submit_as("some-id", task, seconds=1)
+    assert (task_id, published) == ("some-id", [{"task_id": "some-id", "confirm_timeout": 0.5}])
 
 
 @freeze_time("2026-01-02 03:04:05")
