@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,7 +36,7 @@ from kombu.asynchronous.hub import Hub
 
 from app import create_app
 from app.fixes import kombu_poll
-from bench import ROOT, report
+from bench import report, workers
 from bench.tasks import NOOP
 from tests.integration.services import Services
 
@@ -77,14 +76,8 @@ def worker(pool: str, config: Path, client: Celery, unpatched: bool = False) -> 
     command += [f"--queues={QUEUE}", "--include=bench.pickup"]
     command += [f"--concurrency={POOLS[pool]}"] if POOLS[pool] else []
     env = {**os.environ, "FLASK_CONFIG": str(config), UNPATCHED: "1" if unpatched else "0"}
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        while not client.control.ping(timeout=0.5):
-            assert process.poll() is None, "the worker exited"
+    with workers.answering(command, env, client):
         yield
-    finally:
-        process.terminate()
-        process.wait(timeout=60)
 
 
 def wait(result: Any, timeout: float = 30) -> float:

@@ -25,9 +25,16 @@ def worker(variant: str, pool: str, env: dict[str, str], queue: str, client: Cel
     command = [sys.executable, "-m", "celery", "-A", app, "worker", f"--pool={pool}", f"--concurrency={concurrency}"]
     command += ["--without-mingle", "--loglevel=warning", f"--queues={queue}"]
     command += [f"--include={','.join(includes)}"] if includes else []
+    with answering(command, env, client):
+        yield
+
+
+@contextmanager
+def answering(command: list[str], env: dict[str, str], client: Celery) -> Iterator[None]:
+    """The worker `command` starts, once it answers a ping, until the block ends."""
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        # Publish only once it answers: the figure measures draining, not the worker's start.
+        # Publish only once it answers: a figure measures the worker, not its start.
         while not client.control.ping(timeout=0.5):
             assert process.poll() is None, "the worker exited"
         yield

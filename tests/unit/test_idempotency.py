@@ -116,11 +116,8 @@ def test_a_key_being_accepted_elsewhere_is_409(key: str, app: Flask, client: Fla
     assert (response.status_code, response.json["error"]["code"], published) == (409, 409, [])
 
 
-def test_after_a_503_the_same_key_succeeds_with_the_same_id(
-    key: str, app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A publish that fails answers 503 and keeps the key's id: the retry publishes that task."""
-    task = app.extensions["celery"].tasks["app.tasks.sample_task"]
+def refuse_the_first_publish(task: Any, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Make `task`'s first publish fail as a refusing broker does; answer the ids of every attempt."""
     attempts: list[str] = []
 
     def refuse_once(args: object, kwargs: object, task_id: str, **options: object) -> None:
@@ -129,6 +126,15 @@ def test_after_a_503_the_same_key_succeeds_with_the_same_id(
             raise OperationalError("broker unreachable")
 
     monkeypatch.setattr(task, "apply_async", refuse_once)
+    return attempts
+
+
+def test_after_a_503_the_same_key_succeeds_with_the_same_id(
+    key: str, app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A publish that fails answers 503 and keeps the key's id: the retry publishes that task."""
+    task = app.extensions["celery"].tasks["app.tasks.sample_task"]
+    attempts = refuse_the_first_publish(task, monkeypatch)
     assert post(client, key).status_code == 503
     retried = post(client, key)
     assert retried.status_code == 202
@@ -309,14 +315,7 @@ def test_on_redis_a_failed_publish_releases_the_lock_and_keeps_the_id(
 ) -> None:
     """A 503 removes the key's lock at once: the retry is not refused with 409, and publishes the same id."""
     task = redis_app.extensions["celery"].tasks["app.tasks.sample_task"]
-    attempts: list[str] = []
-
-    def refuse_once(args: object, kwargs: object, task_id: str, **options: object) -> None:
-        attempts.append(task_id)
-        if len(attempts) == 1:
-            raise OperationalError("broker unreachable")
-
-    monkeypatch.setattr(task, "apply_async", refuse_once)
+    attempts = refuse_the_first_publish(task, monkeypatch)
     client = redis_app.test_client()
     assert post(client, key).status_code == 503
     assert names(redis_app, key)[1] not in redis_of(redis_app).values
