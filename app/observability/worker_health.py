@@ -35,11 +35,12 @@ class HeartbeatFile(bootsteps.StartStopStep):  # type: ignore[misc]
 
     def __init__(self, consumer: Any, **kwargs: Any) -> None:
         self.entry: Any = None
+        self.path = heartbeat_file()  # the worker's, as it starts
         super().__init__(consumer, **kwargs)
 
     def start(self, consumer: Any) -> None:
-        touch()
-        self.entry = consumer.timer.call_repeatedly(TOUCH_SECONDS, touch)
+        self.path.touch()
+        self.entry = consumer.timer.call_repeatedly(TOUCH_SECONDS, self.path.touch)
 
     def stop(self, consumer: Any) -> None:
         if self.entry is not None:
@@ -47,10 +48,6 @@ class HeartbeatFile(bootsteps.StartStopStep):  # type: ignore[misc]
             self.entry = None
 
     shutdown = stop
-
-
-def touch() -> None:
-    heartbeat_file().touch()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -265,17 +265,17 @@ def test_a_post_retried_with_its_key_after_a_stalled_brokers_503_runs_once(
 
 
 def test_the_workers_health_check_tells_a_frozen_worker_from_a_live_one(
-    write_config: WriteConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    write_config: WriteConfig, tmp_path: Path
 ) -> None:
     """The check (a process of its own) passes while the worker runs, fails once it is frozen, passes again after."""
-    heartbeat = tmp_path / "heartbeat"
-    monkeypatch.setenv("WORKER_HEARTBEAT_FILE", str(heartbeat))
+    # For the worker and the check only: this process's embedded worker has a file of its own.
+    env = {**os.environ, "WORKER_HEARTBEAT_FILE": str(tmp_path / "heartbeat")}
     check = [sys.executable, "-m", "app.observability.worker_health", "--stale-after", "3"]
 
     def healthy() -> bool:
-        return subprocess.run(check, cwd=ROOT, capture_output=True).returncode == 0
+        return subprocess.run(check, cwd=ROOT, env=env, capture_output=True).returncode == 0
 
-    with cli_worker(write_config("health"), tmp_path / "worker.log", pool="prefork") as worker:
+    with cli_worker(write_config("health"), tmp_path / "worker.log", pool="prefork", env=env) as worker:
         wait_until(healthy, "the worker never became healthy")
         os.killpg(worker.pid, signal.SIGSTOP)  # frozen: a hung worker, as far as anyone can tell
         try:

@@ -53,7 +53,11 @@ def test_a_countdown_task_runs_after_its_countdown(
     """Countdown on quorum queues: RabbitMQ's native delayed delivery holds it, then the worker runs it."""
     path = quorum_config(write_config, own, quorum_settings, "quorum-countdown")
     app = create_app_from(path)
+    client = app.test_client()
     with cli_worker(path, tmp_path / "worker.log", "--include=tests.tasks", pool="prefork"):
+        # Once a worker has run a task, it has declared the delayed-delivery exchanges a
+        # countdown is published to (before that, RabbitMQ refuses the publish: 404).
+        wait_for_state(client, client.post("/task/").headers["Location"], "SUCCESS", timeout=60)
         sent = time.monotonic()
         result = app.extensions["celery"].tasks[context_probe.name].apply_async(countdown=2)
         assert result.get(timeout=60)["task_id"] == result.id

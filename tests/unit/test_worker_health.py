@@ -28,7 +28,7 @@ def test_the_check_passes_while_the_heartbeat_is_fresh(
     heartbeat: Path, capsys: pytest.CaptureFixture[str], age: float, stale_after: str | None, status: int
 ) -> None:
     """0 while the file is younger than --stale-after (10 s by default); 1 after, saying how old."""
-    worker_health.touch()
+    heartbeat.touch()
     os.utime(heartbeat, (time.time() - age, time.time() - age))
     assert worker_health.main([] if stale_after is None else ["--stale-after", stale_after]) == status
     message = capsys.readouterr().err
