@@ -50,3 +50,16 @@ def test_a_503_is_counted_by_the_dependency_that_was_down(client: FlaskClient, m
     before = scrape(client)
     assert client.post("/task/").status_code == 503
     assert moved(before, scrape(client), "dependency_unavailable_total", dependency="broker") == 1
+
+
+def test_a_task_whose_start_this_process_never_saw_is_counted_but_not_timed(client: FlaskClient) -> None:
+    """task_postrun without task_prerun (the start was seen by another process): a final state, no run time."""
+    from celery.signals import task_postrun
+
+    from app.tasks import sample_task
+
+    before = scrape(client)
+    task_postrun.send(sender=sample_task, task_id="never-started-here", task=sample_task, state="SUCCESS")
+    after = scrape(client)
+    assert moved(before, after, "celery_tasks_total", task=sample_task.name, state="SUCCESS") == 1
+    assert moved(before, after, "celery_task_run_seconds_count", task=sample_task.name) == 0
