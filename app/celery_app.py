@@ -10,7 +10,10 @@ from celery.worker.request import Request
 from celery.worker.state import task_ready
 from flask import Flask, appcontext_popped, appcontext_pushed, current_app, has_app_context
 
-from app.fixes import kombu_poll  # noqa: F401  (patches kombu's event loop in every worker: see its docstring)
+from app.fixes import (
+    amqp_blocked,  # noqa: F401  (a connection RabbitMQ blocks fails at once: see its docstring)
+    kombu_poll,  # noqa: F401  (patches kombu's event loop in every worker: see its docstring)
+)
 from app.observability.worker_health import HeartbeatFile
 from app.settings.celery_defaults import celery_settings
 from app.tasks import TRANSIENT_ERRORS, retry_countdown

@@ -12,7 +12,9 @@ from celery import Celery
 from celery.exceptions import BackendError
 from werkzeug.exceptions import ServiceUnavailable
 
+from app.fixes.amqp_blocked import BrokerBlocked
 from app.observability.metrics import UNAVAILABLE
+from app.tasks import CONFIRM_TIMEOUT
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +73,8 @@ def readiness(celery_app: Celery) -> dict[str, str]:
 def _probe(ping: Callable[[Celery], object], celery_app: Celery) -> str:
     try:
         ping(celery_app)
+    except BrokerBlocked as error:
+        return f"blocked: {error}"
     except Exception as error:  # any failure means not ready; the reason is reported
         return f"unreachable: {_describe(error, celery_app)}"
     return "ok"
@@ -80,6 +84,12 @@ def _ping_broker(celery_app: Celery) -> None:
     # One attempt, bounded like every connection by broker_connection_timeout (CELERY_DEFAULTS).
     with celery_app.connection_for_write() as connection:
         connection.ensure_connection(max_retries=0)
+        if connection.transport.driver_type == "amqp":
+            # RabbitMQ under a resource alarm takes connections but blocks publishers: only
+            # a publish tells. This one goes nowhere (the default exchange has no queue ""),
+            # which RabbitMQ confirms at once; with confirms off it is not waited for.
+            message = connection.default_channel.prepare_message(b"")
+            connection.default_channel.basic_publish(message, "", "", confirm_timeout=CONFIRM_TIMEOUT)
 
 
 def _ping_backend(celery_app: Celery) -> None:

@@ -24,6 +24,7 @@ from redis.exceptions import ResponseError
 from sqlalchemy import exc as database
 
 from app import create_app, tasks
+from app.fixes.amqp_blocked import REASON, BrokerBlocked
 from app.web.dependencies import backend_errors, mask_secrets
 from tests.unit.conftest import IN_MEMORY_CONFIG, WriteConfig
 
@@ -230,3 +231,39 @@ def test_other_backends_never_take_database_errors_for_an_outage(
     errors = backend_errors(app_with(write_config).extensions["celery"])
     assert OSError in errors
     assert not [error for error in errors if issubclass(error, database.SQLAlchemyError)]
+
+
+@pytest.mark.parametrize(
+    ("broker_url", "outcome", "published", "check"),
+    [
+        (REFUSING_BROKER, None, 1, "ok"),
+        (REFUSING_BROKER, BrokerBlocked(REASON), 1, f"blocked: {REASON}"),
+        ("memory://", None, 0, "ok"),
+    ],
+    ids=["rabbitmq-confirms", "rabbitmq-blocks", "other-brokers-not-probed"],
+)
+def test_readyz_publishes_to_rabbitmq_which_alone_tells_it_is_blocking_publishers(
+    write_config: WriteConfig,
+    monkeypatch: pytest.MonkeyPatch,
+    broker_url: str,
+    outcome: Exception | None,
+    published: int,
+    check: str,
+) -> None:
+    """On RabbitMQ: a message that goes nowhere, its confirm awaited CONFIRM_TIMEOUT at most; a block shows."""
+    client = app_with(write_config, broker_url=broker_url).test_client()
+    publishes: list[tuple[Any, ...]] = []
+
+    class Channel:
+        def prepare_message(self, body: bytes) -> tuple[str, bytes]:
+            return ("message", body)
+
+        def basic_publish(self, *args: Any, **options: Any) -> None:
+            publishes.append((*args, options))
+            if outcome is not None:
+                raise outcome
+
+    monkeypatch.setattr(Connection, "ensure_connection", lambda connection, **options: connection)
+    monkeypatch.setattr(Connection, "default_channel", Channel())
+    assert client.get("/readyz").json["checks"]["broker"] == check
+    assert publishes == [(("message", b""), "", "", {"confirm_timeout": tasks.CONFIRM_TIMEOUT})] * published
