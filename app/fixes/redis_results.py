@@ -1,4 +1,4 @@
-"""Celery's Redis result backends, minus the result subscription they open for every task sent.
+"""Celery's Redis result backends: no result subscription for every task sent; a finished result is final.
 
 As it sends a task, Celery's Redis backend subscribes the sender to that task's result
 channel, in case the sender waits for the result, and unsubscribes when the ``AsyncResult``
@@ -8,6 +8,15 @@ POSTs here) until Redis drops the connection for overrunning its output buffer
 (celery#4983, celery#6963). Without the subscription, ``AsyncResult.get()`` and
 ``join()`` still work: they subscribe when they start to wait, then read the stored state.
 (Groups and chords sent from here still subscribe for each child: Celery does that itself.)
+
+A finished result is final. A task's message is delivered at least once, and a duplicate
+run (a worker cut off mid-task whose message went to another, a redelivery racing the
+first run's end) stores its own STARTED, PROGRESS and result. Celery reads the record
+before each write and skips the write over a SUCCESS (KeyValueStoreBackend._store_result):
+two runs ending together both pass that read, and a FAILURE is overwritten. Here each
+write is one Lua script, which leaves a SUCCESS or a FAILURE alone, with nothing between
+its read and its write.
+
 CELERY_DEFAULTS selects these classes for ``redis://``, ``rediss://`` and ``sentinel://``.
 """
 
@@ -17,16 +26,44 @@ from typing import Any
 
 from celery.backends.redis import RedisBackend, SentinelBackend
 
+# Celery's RedisBackend._set (a SETEX, or a SET when results never expire, then a PUBLISH
+# to waiters), unless the record already holds a final state. Records are JSON
+# (CELERY_DEFAULTS); one that is not is overwritten as before.
+SET_UNLESS_FINAL = """
+local current = redis.call('GET', KEYS[1])
+if current then
+    local decoded, record = pcall(cjson.decode, current)
+    if decoded and type(record) == 'table' and (record.status == 'SUCCESS' or record.status == 'FAILURE') then
+        return 0
+    end
+end
+if tonumber(ARGV[2]) > 0 then
+    redis.call('SETEX', KEYS[1], ARGV[2], ARGV[1])
+else
+    redis.call('SET', KEYS[1], ARGV[1])
+end
+redis.call('PUBLISH', KEYS[1], ARGV[1])
+return 1
+"""
 
-class _SubscribeOnlyToWait:
+
+class _FactoryRedisBackend:
+    client: Any
+    expires: Any
+
     def on_task_call(self, producer: Any, task_id: str) -> dict[str, Any]:
         """Send the task without subscribing to its result channel, and add no message options."""
         return {}  # as Celery's base backend: callers may splat it into the task's options
 
+    def _set(self, key: bytes, value: bytes | str, expires: int | None = None) -> None:
+        """Store ``value`` under ``key`` and tell waiters, unless the key holds a finished result."""
+        seconds = self.expires if expires is None else expires
+        self.client.eval(SET_UNLESS_FINAL, 1, key, value, int(seconds or 0))
 
-class PublisherRedisBackend(_SubscribeOnlyToWait, RedisBackend):  # type: ignore[misc]
+
+class PublisherRedisBackend(_FactoryRedisBackend, RedisBackend):  # type: ignore[misc]
     """Celery's Redis backend that subscribes to a result only when someone waits for it."""
 
 
-class PublisherSentinelBackend(_SubscribeOnlyToWait, SentinelBackend):  # type: ignore[misc]
+class PublisherSentinelBackend(_FactoryRedisBackend, SentinelBackend):  # type: ignore[misc]
     """The same for Redis behind Sentinel."""

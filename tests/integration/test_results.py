@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
+from celery import states
 from celery.result import AsyncResult
 from flask import Flask
 from flask.testing import FlaskClient
@@ -41,3 +44,19 @@ def test_get_still_receives_the_result(
         wait_for_state(client, f"/task/{task_id}", "SUCCESS")
     result: AsyncResult = celery.AsyncResult(task_id)
     assert result.get(timeout=30) is not None
+
+
+@pytest.mark.parametrize("final", [states.SUCCESS, states.FAILURE], ids=["success", "failure"])
+def test_a_finished_result_stays_on_a_real_redis(app: Flask, final: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Redis runs the backend's Lua: a second run's writes, even past Celery's own read, leave the first result."""
+    backend = app.extensions["celery"].backend
+    task_id = str(uuid.uuid4())
+    backend.store_result(task_id, ValueError("first") if final == states.FAILURE else "first", final)
+    monkeypatch.setattr(backend, "_get_task_meta_for", lambda task_id: {"status": states.STARTED, "result": None})
+    for state, result in [(states.STARTED, None), (states.SUCCESS, "second")]:
+        backend.store_result(task_id, result, state)
+    monkeypatch.undo()
+    meta = backend.get_task_meta(task_id)
+    assert meta["status"] == final
+    assert str(meta["result"]) == "first"
+    backend.forget(task_id)

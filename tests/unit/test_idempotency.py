@@ -5,9 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,7 @@ from redis.exceptions import DataError as RedisDataError
 from redis.exceptions import ResponseError as RedisResponseError
 
 from app import create_app
-from app.fixes.redis_results import PublisherRedisBackend
+from app.fixes.redis_results import SET_UNLESS_FINAL, PublisherRedisBackend
 from app.web import idempotency
 from tests.unit.conftest import IN_MEMORY_CONFIG, WriteConfig
 
@@ -203,18 +201,14 @@ class FakeRedis:
     def delete(self, *names: bytes) -> int:
         return sum(self.values.pop(name, None) is not None for name in names)
 
-    @contextmanager
-    def pipeline(self) -> Iterator[FakeRedis]:  # how the backend stores task records
-        yield self
-
-    def setex(self, name: bytes, seconds: int, value: bytes | str) -> None:
-        self.set(name, value, ex=seconds)
-
-    def publish(self, channel: bytes, message: bytes | str) -> int:
-        return 0
-
-    def execute(self) -> list[object]:
-        return []
+    def eval(self, script: str, numkeys: int, name: bytes, value: bytes | str, seconds: int) -> int:
+        """How the backend stores task records: SET_UNLESS_FINAL in Python (its Lua: test_redis_results.py)."""
+        assert (script, numkeys) == (SET_UNLESS_FINAL, 1)
+        current = self.values.get(name)
+        if current is not None and json.loads(current)["status"] in ("SUCCESS", "FAILURE"):
+            return 0
+        self.set(name, value, ex=seconds or None)
+        return 1
 
 
 @pytest.fixture

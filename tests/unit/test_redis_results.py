@@ -1,0 +1,88 @@
+"""The factory's Redis result backend keeps a finished result (app/fixes/redis_results.py), its Lua run by fakeredis."""
+
+from __future__ import annotations
+
+import fakeredis
+import pytest
+from celery import states
+from celery.backends.base import KeyValueStoreBackend
+from redis import Redis
+
+from app import create_app
+from tests.unit.conftest import IN_MEMORY_CONFIG, WriteConfig
+
+NOT_FINAL = [states.PENDING, states.STARTED, "PROGRESS", states.RETRY, states.REVOKED]
+
+
+@pytest.fixture
+def redis() -> Redis:
+    """A FakeRedis that runs Lua scripts (fakeredis with lupa)."""
+    return fakeredis.FakeRedis()
+
+
+def backend_on(redis: Redis, write_config: WriteConfig, **celery: object) -> KeyValueStoreBackend:
+    write_config({**IN_MEMORY_CONFIG, "celery": {**IN_MEMORY_CONFIG["celery"], "result_backend": "redis://", **celery}})
+    backend: KeyValueStoreBackend = create_app().extensions["celery"].backend
+    backend.client = redis
+    return backend
+
+
+@pytest.mark.parametrize("final", [states.SUCCESS, states.FAILURE], ids=["success", "failure"])
+def test_a_finished_result_is_never_overwritten(redis: Redis, write_config: WriteConfig, final: str) -> None:
+    """A duplicate run's STARTED, PROGRESS and own result leave the first run's SUCCESS or FAILURE as it was."""
+    backend = backend_on(redis, write_config)
+    first = ValueError("first run") if final == states.FAILURE else "first run"
+    backend.store_result("task-1", first, final)
+    stored = redis.get(backend.get_key_for_task("task-1"))
+    for state, result in [(states.STARTED, None), ("PROGRESS", {"progress": 0.5}), (states.SUCCESS, "second run")]:
+        backend.store_result("task-1", result, state)
+    assert redis.get(backend.get_key_for_task("task-1")) == stored
+    assert backend.get_task_meta("task-1")["status"] == final
+
+
+def test_of_two_runs_ending_together_the_first_result_stays(
+    redis: Redis, write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both runs read the record before either wrote (Celery's own check then lets both write): the first stays."""
+    backend = backend_on(redis, write_config)
+    monkeypatch.setattr(backend, "_get_task_meta_for", lambda task_id: {"status": states.STARTED, "result": None})
+    backend.store_result("task-1", "first run", states.SUCCESS)
+    backend.store_result("task-1", "second run", states.SUCCESS)
+    monkeypatch.undo()
+    assert backend.get_task_meta("task-1")["result"] == "first run"
+
+
+@pytest.mark.parametrize("earlier", NOT_FINAL, ids=str.lower)
+def test_a_record_not_yet_final_is_replaced_and_waiters_told(
+    redis: Redis, write_config: WriteConfig, earlier: str
+) -> None:
+    """PENDING, STARTED, PROGRESS, RETRY and REVOKED give way to the next state, published to whoever waits."""
+    backend = backend_on(redis, write_config)
+    backend.store_result("task-1", None, earlier)
+    waiter = redis.pubsub()
+    waiter.subscribe(backend.get_key_for_task("task-1"))
+    assert waiter.get_message(timeout=1)["type"] == "subscribe"
+    backend.store_result("task-1", "done", states.SUCCESS)
+    assert backend.get_task_meta("task-1")["result"] == "done"
+    message = waiter.get_message(timeout=1)
+    assert message is not None and b'"status": "SUCCESS"' in message["data"]
+
+
+@pytest.mark.parametrize(
+    ("result_expires", "milliseconds"), [(60, range(59_000, 60_001)), (0, [-1])], ids=["expire", "kept-for-ever"]
+)
+def test_records_expire_as_result_expires_says(
+    redis: Redis, write_config: WriteConfig, result_expires: int, milliseconds: range | list[int]
+) -> None:
+    """The record's time to live is `result_expires` (none at all when it is 0), as with Celery's own backend."""
+    backend = backend_on(redis, write_config, result_expires=result_expires)
+    backend.store_result("task-1", "done", states.SUCCESS)
+    assert redis.pttl(backend.get_key_for_task("task-1")) in milliseconds
+
+
+def test_a_value_that_is_not_json_is_overwritten(redis: Redis, write_config: WriteConfig) -> None:
+    """Records of another serializer (the file may choose one) are written as Celery writes them, unguarded."""
+    backend = backend_on(redis, write_config)
+    backend.set(b"key", b"\x80 not json")
+    backend.set(b"key", b"\x81 not json either")
+    assert redis.get(b"key") == b"\x81 not json either"
