@@ -11,8 +11,8 @@ from flask import Blueprint, abort, current_app, request, url_for
 from kombu.exceptions import OperationalError
 
 from app.observability.metrics import PUBLISH_SECONDS
-from app.tasks import PROGRESS, sample_task, submit, submit_as
-from app.web.dependencies import backend_errors, dependency, mask_secrets
+from app.tasks import PROGRESS, backend_errors, sample_task, submit, submit_as
+from app.web.dependencies import dependency, mask_secrets
 from app.web.idempotency import parse_key, submit_once
 from app.web.parameters import sample_task_parameters
 
@@ -34,7 +34,7 @@ def start_task() -> tuple[dict[str, Any], int, dict[str, str]]:
     task = celery_app.tasks[sample_task.name]
     # submit() writes to the backend first: if that fails, nothing is published.
     with (
-        dependency("result backend", backend_errors(celery_app), celery_app),
+        dependency("result backend", backend_errors(celery_app.backend), celery_app),
         dependency("broker", (OperationalError,), celery_app),
         PUBLISH_SECONDS.time(),
     ):
@@ -51,7 +51,7 @@ def task_status(task_id: Any) -> dict[str, Any]:
     """Answer a submitted task's state, and its result or error once it has one."""
     celery_app = _celery()
     task_id = str(task_id)
-    with dependency("result backend", backend_errors(celery_app), celery_app):
+    with dependency("result backend", backend_errors(celery_app.backend), celery_app):
         _abort_unless_submitted(celery_app, task_id)
         meta = celery_app.backend.get_task_meta(task_id)  # the state and its result in one read
     state, value = meta["status"], meta["result"]
@@ -79,7 +79,7 @@ def cancel_task(task_id: Any) -> tuple[dict[str, Any], int]:
     """
     celery_app = _celery()
     task_id = str(task_id)
-    with dependency("result backend", backend_errors(celery_app), celery_app):
+    with dependency("result backend", backend_errors(celery_app.backend), celery_app):
         _abort_unless_submitted(celery_app, task_id)
         state = celery_app.backend.get_state(task_id)
         if state in (states.SUCCESS, states.FAILURE):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+import sys
 import time
 import uuid
 from collections.abc import Mapping
@@ -11,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from celery import Task, shared_task, states
-from celery.exceptions import Ignore
+from celery.exceptions import BackendError, Ignore
 from celery.worker.state import revoked as revoked_tasks
 from flask import current_app
 from kombu.exceptions import OperationalError
@@ -41,6 +42,30 @@ def retry_countdown(config: Mapping[str, Any], retries: int) -> float:
     return random.uniform(0, ceiling)
 
 
+def backend_errors(backend: Any) -> tuple[type[BaseException], ...]:
+    """What a result backend raises when it cannot serve (Redis: down, OOM, read-only; a database: down)."""
+    errors = (*getattr(backend, "connection_errors", ()), *getattr(backend, "channel_errors", ()), OSError)
+    # BackendError: a backend that retries (result_backend_always_retry) gave up.
+    errors += (BackendError, *_database_errors(backend))
+    # kombu counts KeyError among Redis connection errors (for its own consumer); here it
+    # would turn a bug in a view into "backend unreachable".
+    return tuple(error for error in errors if error is not KeyError)
+
+
+def _database_errors(backend: object) -> tuple[type[BaseException], ...]:
+    """SQLAlchemy's errors for a database it cannot reach or talk to, for Celery's database backend.
+
+    Not its other DatabaseErrors (a missing table, a bad query): those stay bugs (500).
+    """
+    # Loaded only where the backend is a database one: other processes never import SQLAlchemy.
+    database = sys.modules.get("celery.backends.database")
+    if database is None or not isinstance(backend, database.DatabaseBackend):
+        return ()
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    return (OperationalError, InterfaceError)
+
+
 # Progress is reported, and a cancel looked for, this many times a run.
 PROGRESS_STEPS = 10
 
@@ -57,11 +82,25 @@ def sample_task(self: Task, seconds: float | None = None) -> datetime:
     total = current_app.config["SAMPLE_TASK_SECONDS"] if seconds is None else seconds
     logger.info("sleeping for %s s", total)
     for step in range(PROGRESS_STEPS if total else 0):
-        stop_if_cancelled(self)
-        self.update_state(state=PROGRESS, meta={"progress": step / PROGRESS_STEPS})
+        checkpoint(self, progress=step / PROGRESS_STEPS)
         time.sleep(total / PROGRESS_STEPS)
-    stop_if_cancelled(self)
+    checkpoint(self)
     return datetime.now(UTC)
+
+
+def checkpoint(task: Task, progress: float | None = None) -> None:
+    """Stop if the task was cancelled, else record its ``progress``; go on while the backend is away.
+
+    Neither is the task's work: a result backend out of reach for a moment (restarted, or
+    this host cut off from the network) must not fail a long task. Each check then costs
+    one read's timeout; the result is stored at the end, as for any task.
+    """
+    try:
+        stop_if_cancelled(task)
+        if progress is not None:
+            task.update_state(state=PROGRESS, meta={"progress": progress})
+    except backend_errors(task.backend) as error:
+        logger.warning("result backend unreachable (%s): progress not recorded, cancel not looked for", error)
 
 
 def stop_if_cancelled(task: Task) -> None:

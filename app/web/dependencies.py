@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from urllib.parse import unquote, urlsplit
 
 from celery import Celery
-from celery.exceptions import BackendError
 from werkzeug.exceptions import ServiceUnavailable
 
 from app.fixes.amqp_blocked import BrokerBlocked
@@ -17,31 +15,6 @@ from app.observability.metrics import UNAVAILABLE
 from app.tasks import CONFIRM_TIMEOUT
 
 logger = logging.getLogger(__name__)
-
-
-def backend_errors(celery_app: Celery) -> tuple[type[BaseException], ...]:
-    """What the result backend raises when it cannot serve (Redis: down, OOM, read-only; a database: down)."""
-    backend = celery_app.backend
-    errors = (*getattr(backend, "connection_errors", ()), *getattr(backend, "channel_errors", ()), OSError)
-    # BackendError: a backend that retries (result_backend_always_retry) gave up.
-    errors += (BackendError, *_database_errors(backend))
-    # kombu counts KeyError among Redis connection errors (for its own consumer); here it
-    # would turn a bug in a view into "backend unreachable".
-    return tuple(error for error in errors if error is not KeyError)
-
-
-def _database_errors(backend: object) -> tuple[type[BaseException], ...]:
-    """SQLAlchemy's errors for a database it cannot reach or talk to, for Celery's database backend.
-
-    Not its other DatabaseErrors (a missing table, a bad query): those stay bugs (500).
-    """
-    # Loaded only where the backend is a database one: other processes never import SQLAlchemy.
-    database = sys.modules.get("celery.backends.database")
-    if database is None or not isinstance(backend, database.DatabaseBackend):
-        return ()
-    from sqlalchemy.exc import InterfaceError, OperationalError
-
-    return (OperationalError, InterfaceError)
 
 
 def mask_secrets(text: str, celery_app: Celery) -> str:

@@ -25,7 +25,8 @@ from sqlalchemy import exc as database
 
 from app import create_app, tasks
 from app.fixes.amqp_blocked import REASON, BrokerBlocked
-from app.web.dependencies import backend_errors, mask_secrets
+from app.tasks import backend_errors
+from app.web.dependencies import mask_secrets
 from tests.unit.conftest import IN_MEMORY_CONFIG, WriteConfig
 
 # Nothing listens on port 1: connections are refused at once, without any server.
@@ -228,7 +229,7 @@ def test_other_backends_never_take_database_errors_for_an_outage(
         importlib.import_module("celery.backends.database")
     else:
         monkeypatch.delitem(sys.modules, "celery.backends.database", raising=False)
-    errors = backend_errors(app_with(write_config).extensions["celery"])
+    errors = backend_errors(app_with(write_config).extensions["celery"].backend)
     assert OSError in errors
     assert not [error for error in errors if issubclass(error, database.SQLAlchemyError)]
 

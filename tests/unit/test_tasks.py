@@ -40,6 +40,32 @@ def test_a_task_of_no_seconds_reports_no_progress(client: FlaskClient, monkeypat
     assert client.get(client.post("/task/").headers["Location"]).json["state"] == "SUCCESS"
 
 
+@pytest.mark.parametrize("failing", ["get_state", "update_state"], ids=["cancel-check", "progress-write"])
+def test_a_task_goes_on_while_the_result_backend_is_away(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, failing: str
+) -> None:
+    """Its checks between steps fail (a backend restarted, a host cut off): logged, it sleeps on and succeeds."""
+    slept: list[float] = []
+    monkeypatch.setattr(tasks.time, "sleep", slept.append)
+    target = app.extensions["celery"].backend if failing == "get_state" else tasks.sample_task
+
+    def unreachable(*args: object, **kwargs: object) -> None:
+        raise OSError("result backend unreachable")
+
+    monkeypatch.setattr(target, failing, unreachable)
+    app.config["SAMPLE_TASK_SECONDS"] = 1
+    result = tasks.sample_task.apply()
+    assert result.successful()
+    assert len(slept) == tasks.PROGRESS_STEPS
+    warnings = [record.getMessage() for record in caplog.records if record.name == "app.tasks"]
+    expected = tasks.PROGRESS_STEPS + (failing == "get_state")  # the check after the last step reads too
+    assert (
+        warnings
+        == ["result backend unreachable (result backend unreachable): progress not recorded, cancel not looked for"]
+        * expected
+    )
+
+
 def test_a_task_cancelled_while_it_runs_stops_and_stays_revoked(
     app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
