@@ -85,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def stop_worker(app: Flask, worker: subprocess.Popen[bytes], name: str) -> None:
-    """Warm shutdown: a running task finishes first; an idle worker exits in 1.5 to 3.5 s.
+    """Warm shutdown: a running task finishes first; an idle worker exits in under a second.
 
     SIGTERM alone would do, but a worker on a transport without an event loop (the
     filesystem broker of config/embedded.yaml) looks at it only between two 2 s polls of

@@ -1,4 +1,4 @@
-"""The factory's Redis result backend keeps a finished result (app/fixes/redis_results.py), its Lua run by fakeredis."""
+"""The factory's Redis result backend keeps a finished result (app/fixes/redis_results.py), its Lua on fakeredis."""
 
 from __future__ import annotations
 
