@@ -33,6 +33,9 @@ def heartbeat_file() -> Path:
 class HeartbeatFile(bootsteps.StartStopStep):  # type: ignore[misc]
     """A consumer step: while the worker consumes, its event loop's timer touches the file."""
 
+    # Started once the broker is connected: a worker that cannot reach it has no heartbeat.
+    requires = ("celery.worker.consumer:Connection",)
+
     def __init__(self, consumer: Any, **kwargs: Any) -> None:
         self.entry: Any = None
         self.path = heartbeat_file()  # the worker's, as it starts

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 import pytest
 from celery import states
@@ -13,6 +14,7 @@ from celery.contrib.testing.mocks import TaskMessage
 from celery.exceptions import Retry
 from celery.signals import task_retry
 from celery.worker import state as worker_state
+from celery.worker.consumer import Connection, Consumer
 from celery.worker.request import Request
 from flask import Flask, g
 
@@ -20,6 +22,7 @@ from app import create_app, tasks
 from app.celery_app import OnceRequest
 from app.fixes.database_results import ReachableFirstDatabaseBackend
 from app.fixes.redis_results import PublisherRedisBackend, PublisherSentinelBackend
+from app.observability.worker_health import HeartbeatFile
 from app.tasks import PROGRESS, sample_task
 from tests.tasks import context_probe, failing_task, flaky_task
 from tests.unit.conftest import EAGER, IN_MEMORY_CONFIG, WriteConfig
@@ -163,6 +166,17 @@ def test_the_files_engine_options_are_merged_into_the_defaults(write_config: Wri
         "pool_recycle": 60,
         "connect_args": {"connect_timeout": 2, "sslmode": "require"},
     }
+
+
+def test_every_worker_keeps_a_heartbeat_once_connected_to_the_broker(app: Flask) -> None:
+    """A worker's consumer of the factory's Celery app starts the heartbeat step, after its broker connection.
+
+    Before it, a worker that cannot reach its broker would look healthy (worker_health.py) for 10 s.
+    """
+    worker = SimpleNamespace(use_eventloop=True)  # the worker around the consumer, as far as building it goes
+    consumer = Consumer(on_task_request=None, app=app.extensions["celery"], controller=worker)  # built, not started
+    started = [type(step) for step in consumer.steps]  # in the order it starts them
+    assert started.index(HeartbeatFile) > started.index(Connection)
 
 
 def test_task_runs_inside_the_app_context(app: Flask) -> None:

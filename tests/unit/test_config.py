@@ -273,6 +273,13 @@ BAD_FILES = [
         id="celery-bad-after-any",
     ),
     pytest.param("a.yaml", config_with(secret="x"), "secret", "unknown key (a typo?)", id="top-level-typo"),
+    pytest.param(
+        "a.yaml",
+        config_with(opentelemetry="yes"),
+        "opentelemetry",
+        "expected true or false, got a string",
+        id="opentelemetry-string",
+    ),
     pytest.param("a.yaml", config_with(port="8080"), "port", "expected an integer, got a string", id="port-string"),
     pytest.param("a.yaml", config_with(port=True), "port", "expected an integer, got a boolean", id="port-boolean"),
     pytest.param(

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from flask.testing import FlaskClient
 from kombu.exceptions import OperationalError
 
 from app import create_app
+from tests import ROOT
 from tests.metrics import moved, scrape
 from tests.tasks import failing_task, flaky_task
 from tests.unit.conftest import EAGER, WriteConfig
@@ -63,3 +69,15 @@ def test_a_task_whose_start_this_process_never_saw_is_counted_but_not_timed(clie
     after = scrape(client)
     assert moved(before, after, "celery_tasks_total", task=sample_task.name, state="SUCCESS") == 1
     assert moved(before, after, "celery_task_run_seconds_count", task=sample_task.name) == 0
+
+
+def test_with_a_multiprocess_folder_the_scrape_adds_up_what_the_processes_wrote(
+    client: FlaskClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PROMETHEUS_MULTIPROC_DIR set: /metrics sums what the service's processes (two here) counted in that folder."""
+    count = "from app.observability.metrics import REQUESTS; REQUESTS.labels('GET', '/elsewhere', '200').inc(3)"
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}  # gunicorn's workers, say
+    processes = [subprocess.Popen([sys.executable, "-c", count], cwd=ROOT, env=env) for _ in range(2)]
+    assert [process.wait(timeout=60) for process in processes] == [0, 0]
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    assert moved({}, scrape(client), "http_requests_total", method="GET", route="/elsewhere", status="200") == 6

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
 
 import pytest
 from celery import shared_task
+from celery.contrib.testing.mocks import TaskMessage
 from flask import Flask
 from flask.testing import FlaskClient
 
 from app import create_app
+from app.celery_app import OnceRequest
 from app.logs import ContextFilter
 from app.web import request_id
 from app.web.request_id import current_request_id
@@ -85,6 +88,20 @@ def test_a_task_run_in_the_request_sees_its_id(app: Flask) -> None:
     assert celery_app.tasks[seen_request_id.name].delay().get() is None
 
 
+@pytest.mark.parametrize(("header", "seen"), [("abc-123", "abc-123"), (None, None)], ids=["carried", "none"])
+def test_a_task_the_worker_runs_sees_the_request_id_its_message_carries(
+    app: Flask, header: str | None, seen: str | None
+) -> None:
+    """In a worker there is no request around the task: the id comes from the message's headers, if any."""
+    options = {} if header is None else {"request_id": header}
+    task_id = str(uuid.uuid4())  # the in-memory backend is shared by the tests of a process
+    message = TaskMessage(seen_request_id.name, id=task_id, **options)
+    message.delivery_info = {"routing_key": "celery"}  # stored with the result (result_extended)
+    OnceRequest(message, app=app.extensions["celery"], on_ack=lambda *args: None).execute()
+    result = app.extensions["celery"].AsyncResult(task_id)  # stored by now: no waiting for it
+    assert (result.state, result.result) == ("SUCCESS", seen)
+
+
 def test_log_lines_carry_the_request_and_task_ids(app: Flask, caplog: pytest.LogCaptureFixture) -> None:
     """In a request and in the tasks it starts, every record names the request; elsewhere '-'."""
     caplog.handler.addFilter(ContextFilter())
@@ -101,13 +118,14 @@ def test_log_lines_carry_the_request_and_task_ids(app: Flask, caplog: pytest.Log
     }
 
 
-def test_the_workers_own_lines_about_a_received_task_name_its_request() -> None:
-    """Celery logs "received" outside the task, with its id as `data`: the line gets both ids."""
-    request_id.remember_for_task("task-9", "abc-123")
+def test_the_workers_own_lines_about_a_received_task_name_its_request(app: Flask) -> None:
+    """Celery logs "received" outside the task, with its id as `data`: the line gets the id its message carried."""
+    task_id = str(uuid.uuid4())
+    OnceRequest(TaskMessage(seen_request_id.name, id=task_id, request_id="abc-123"), app=app.extensions["celery"])
     record = logging.LogRecord("celery.worker.strategy", logging.INFO, __file__, 1, "received", None, None)
-    record.data = {"id": "task-9", "name": "app.tasks.sample_task"}
+    record.data = {"id": task_id, "name": seen_request_id.name}
     ContextFilter().filter(record)
-    assert (record.request_id, record.task_id) == ("abc-123", "task-9")  # type: ignore[attr-defined]
+    assert (record.request_id, record.task_id) == ("abc-123", task_id)  # type: ignore[attr-defined]
 
 
 def test_the_worker_remembers_a_bounded_number_of_request_ids(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from types import SimpleNamespace
 
@@ -110,6 +111,19 @@ def test_a_publish_waits_at_most_the_confirm_timeout(app: Flask, monkeypatch: py
     monkeypatch.setattr(task, "apply_async", lambda args, kwargs, **options: published.append(options))
     task_id = tasks.submit_as("some-id", task, seconds=1)
     assert (task_id, published) == ("some-id", [{"task_id": "some-id", "confirm_timeout": 0.5}])
+
+
+def test_each_queued_task_is_logged_with_its_name_and_id(
+    app: Flask, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Once published, one INFO line names the task and its id: the API's half of the task's story in the logs."""
+    caplog.set_level(logging.INFO, logger="app.tasks")
+    task = app.extensions["celery"].tasks[tasks.sample_task.name]
+    monkeypatch.setattr(task, "apply_async", lambda args, kwargs, **options: None)
+    tasks.submit_as("some-id", task)
+    assert [(record.name, record.levelname, record.getMessage()) for record in caplog.records] == [
+        ("app.tasks", "INFO", "queued app.tasks.sample_task[some-id]")
+    ]
 
 
 @freeze_time("2026-01-02 03:04:05")
