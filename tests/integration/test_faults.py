@@ -270,7 +270,7 @@ def test_the_workers_health_check_tells_a_frozen_worker_from_a_live_one(
     """The check (a process of its own) passes while the worker runs, fails once it is frozen, passes again after."""
     # For the worker and the check only: this process's embedded worker has a file of its own.
     env = {**os.environ, "WORKER_HEARTBEAT_FILE": str(tmp_path / "heartbeat")}
-    check = [sys.executable, "-m", "app.observability.worker_health", "--stale-after", "3"]
+    check = [sys.executable, "-I", "app/observability/heartbeat_check.py", "--stale-after", "3"]
 
     def healthy() -> bool:
         return subprocess.run(check, cwd=ROOT, env=env, capture_output=True).returncode == 0

@@ -1,0 +1,47 @@
+"""A worker's health check: 0 while its heartbeat file is fresh, 1 once it is older than --stale-after (10 s).
+
+Run as a process of its own, the container's health check, every few seconds: by path,
+``python3 -I app/observability/heartbeat_check.py``, so that nothing but the standard
+library loads (about 20 ms; ``python -m app.observability...`` would first import the
+``app`` package, Flask and Celery: 0.5 s of CPU a check). The worker's event loop touches
+the file every 2 s (worker_health.py); a worker that is frozen, stuck in a task that holds
+its event loop, or reconnecting to a broker it lost stops touching it. One file per
+worker: ``WORKER_HEARTBEAT_FILE`` (default ``/tmp/celery-worker-heartbeat``) names it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+DEFAULT_FILE = "/tmp/celery-worker-heartbeat"
+STALE_SECONDS = 10
+
+
+def heartbeat_file() -> Path:
+    """Where this worker's heartbeat is (WORKER_HEARTBEAT_FILE, else the default)."""
+    return Path(os.environ.get("WORKER_HEARTBEAT_FILE") or DEFAULT_FILE)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """0 if the heartbeat is fresh; else 1, saying how old it is (or that there is none)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--stale-after", type=float, default=STALE_SECONDS, help="seconds (default: %(default)s)")
+    args = parser.parse_args(argv)
+    path = heartbeat_file()
+    try:
+        age = time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        print(f"unhealthy: no heartbeat at {path} (not started yet?)", file=sys.stderr)
+        return 1
+    if age > args.stale_after:
+        print(f"unhealthy: last heartbeat {age:.1f} s ago ({path})", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
