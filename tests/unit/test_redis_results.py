@@ -80,6 +80,13 @@ def test_records_expire_as_result_expires_says(
     assert redis.pttl(backend.get_key_for_task("task-1")) in milliseconds
 
 
+def test_a_failure_expires_as_result_failure_expires_says(redis: Redis, write_config: WriteConfig) -> None:
+    """A FAILURE keeps `result_failure_expires` (Celery's Redis backend passes it on), not `result_expires`."""
+    backend = backend_on(redis, write_config, result_expires=60, result_failure_expires=30)
+    backend.store_result("task-1", ValueError("failed"), states.FAILURE)
+    assert redis.pttl(backend.get_key_for_task("task-1")) in range(29_000, 30_001)
+
+
 def test_a_value_that_is_not_json_is_overwritten(redis: Redis, write_config: WriteConfig) -> None:
     """Records of another serializer (the file may choose one) are written as Celery writes them, unguarded."""
     backend = backend_on(redis, write_config)
