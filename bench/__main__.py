@@ -12,8 +12,7 @@ import os
 import platform
 import statistics
 import tempfile
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from celery import Celery
 
 from bench import load, pickup, publish, report, tiers, workers
 from bench.report import Row, interleave
+from bench.services import bench_services
 from tests.integration import services
 
 
@@ -40,15 +40,6 @@ def main() -> None:
         rows += [Row(f"{tier}: wall time", "", [seconds], "s") for tier, seconds in tiers.wall_times().items()]
     print(f"{platform.node()}: {os.cpu_count()} cores, Python {platform.python_version()}, {urls.source}\n")
     print(report.table(rows))
-
-
-@contextmanager
-def bench_services() -> Iterator[services.Services]:
-    if (found := services.from_environment()) is not None:
-        yield found
-        return
-    with services.containers() as started:
-        yield started.services
 
 
 def dispatch_rows(urls: services.Services, env: dict[str, str], client: Celery, repeat: int) -> list[Row]:

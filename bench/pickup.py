@@ -37,6 +37,7 @@ from kombu.asynchronous.hub import Hub
 from app import create_app
 from app.fixes import kombu_poll
 from bench import report, workers
+from bench.services import bench_services
 from bench.tasks import NOOP
 from tests.integration.services import Services
 
@@ -131,8 +132,6 @@ def embedded(urls: Services, tasks: int, heartbeat: float | None) -> None:
 
 
 def main() -> None:
-    from bench.__main__ import bench_services
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kombu", choices=["patched", "unpatched"], default="patched")
     parser.add_argument("--pools", default=",".join(POOLS), help=f"comma-separated, of {', '.join(POOLS)}")
