@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from celery import Celery, states
+from celery.backends.base import BaseKeyValueStoreBackend
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from flask import Blueprint, abort, current_app, request, url_for
 from kombu.exceptions import OperationalError
@@ -52,8 +53,7 @@ def task_status(task_id: Any) -> dict[str, Any]:
     celery_app = _celery()
     task_id = str(task_id)
     with dependency("result backend", backend_errors(celery_app.backend), celery_app):
-        _abort_unless_submitted(celery_app, task_id)
-        meta = celery_app.backend.get_task_meta(task_id)  # the state and its result in one read
+        meta = _submitted_meta(celery_app, task_id)
     state, value = meta["status"], meta["result"]
     body: dict[str, Any] = {"task_id": task_id, "state": state}
     if state == PROGRESS:
@@ -80,8 +80,7 @@ def cancel_task(task_id: Any) -> tuple[dict[str, Any], int]:
     celery_app = _celery()
     task_id = str(task_id)
     with dependency("result backend", backend_errors(celery_app.backend), celery_app):
-        _abort_unless_submitted(celery_app, task_id)
-        state = celery_app.backend.get_state(task_id)
+        state = _submitted_meta(celery_app, task_id)["status"]
         if state in (states.SUCCESS, states.FAILURE):
             abort(409, description=f"The task has already finished ({state}); there is nothing to cancel.")
         if state != states.REVOKED:
@@ -91,10 +90,21 @@ def cancel_task(task_id: Any) -> tuple[dict[str, Any], int]:
     return {"task_id": task_id, "state": states.REVOKED}, 202
 
 
-def _abort_unless_submitted(celery_app: Celery, task_id: str) -> None:
-    """404 for an id never submitted: Celery says PENDING for any id, so submit() records each one."""
-    if not celery_app.AsyncResult(task_id).exists():
-        abort(404, description=f"No task with id {task_id} was submitted (or its result expired).")
+def _submitted_meta(celery_app: Celery, task_id: str) -> dict[str, Any]:
+    """The task's stored state and result, or 404 for an id never submitted.
+
+    Celery says PENDING for any id, so submit() records each one. A key-value backend
+    (Redis) tells both in one read: no record, never submitted (or its result expired).
+    """
+    backend = celery_app.backend
+    if isinstance(backend, BaseKeyValueStoreBackend):
+        if record := backend.get(backend.get_key_for_task(task_id)):
+            meta: dict[str, Any] = backend.decode_result(record)
+            return meta
+    elif backend.task_result_exists(task_id):
+        meta = backend.get_task_meta(task_id)
+        return meta
+    abort(404, description=f"No task with id {task_id} was submitted (or its result expired).")
 
 
 def _describe_failure(error: object) -> str:

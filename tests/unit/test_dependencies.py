@@ -144,7 +144,7 @@ def test_backend_errors_are_503_but_bugs_are_not(
     def fail(*args: object) -> None:
         raise error
 
-    monkeypatch.setattr(app.extensions["celery"].backend, "task_result_exists", fail)
+    monkeypatch.setattr(app.extensions["celery"].backend, "get", fail)  # the read GET /task/<id> makes
     assert app.test_client().get(f"/task/{uuid.uuid4()}").status_code == status
 
 

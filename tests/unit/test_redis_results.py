@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+from collections import Counter
+from typing import Any
+
 import fakeredis
 import pytest
 from celery import states
 from celery.backends.base import KeyValueStoreBackend
+from flask import Flask
 from redis import Redis
 
 from app import create_app
@@ -20,11 +25,53 @@ def redis() -> Redis:
     return fakeredis.FakeRedis()
 
 
-def backend_on(redis: Redis, write_config: WriteConfig, **celery: object) -> KeyValueStoreBackend:
+def app_on(redis: Redis, write_config: WriteConfig, **celery: object) -> Flask:
     write_config({**IN_MEMORY_CONFIG, "celery": {**IN_MEMORY_CONFIG["celery"], "result_backend": "redis://", **celery}})
-    backend: KeyValueStoreBackend = create_app().extensions["celery"].backend
-    backend.client = redis
+    app = create_app()
+    app.extensions["celery"].backend.client = redis
+    return app
+
+
+def backend_on(redis: Redis, write_config: WriteConfig, **celery: object) -> KeyValueStoreBackend:
+    backend: KeyValueStoreBackend = app_on(redis, write_config, **celery).extensions["celery"].backend
     return backend
+
+
+def counting(redis: Redis, monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """The commands the backend sends from now on, by name."""
+    sent: Counter[str] = Counter()
+    send = redis.execute_command
+
+    def execute_command(*args: Any, **options: Any) -> Any:
+        sent[str(args[0]).upper()] += 1
+        return send(*args, **options)
+
+    monkeypatch.setattr(redis, "execute_command", execute_command)
+    return sent
+
+
+def test_a_record_is_written_in_one_round_trip(
+    redis: Redis, write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One EVAL per write: no read first (Celery's own check read the record before each write)."""
+    backend = backend_on(redis, write_config)
+    sent = counting(redis, monkeypatch)
+    for state in (states.PENDING, states.STARTED, states.SUCCESS):
+        backend.store_result("task-1", None, state)
+    assert sent == {"EVAL": 3}
+
+
+def test_get_reads_a_task_in_one_round_trip(
+    redis: Redis, write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GET /task/<id>: one GET of the record says both whether it was submitted and its state; unknown: 404."""
+    client = app_on(redis, write_config).test_client()
+    task_id = str(uuid.uuid4())
+    client.application.extensions["celery"].backend.store_result(task_id, None, states.PENDING)
+    sent = counting(redis, monkeypatch)
+    assert client.get(f"/task/{task_id}").json["state"] == states.PENDING
+    assert client.get(f"/task/{uuid.uuid4()}").status_code == 404
+    assert sent == {"GET": 2}
 
 
 @pytest.mark.parametrize("final", [states.SUCCESS, states.FAILURE], ids=["success", "failure"])
