@@ -123,12 +123,12 @@ def test_each_queued_task_is_logged_with_its_name_and_id(
     app: Flask, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Once published, one INFO line names the task and its id: the API's half of the task's story in the logs."""
-    caplog.set_level(logging.INFO, logger="app.tasks")
+    caplog.set_level(logging.INFO, logger=tasks.__name__)
     task = app.extensions["celery"].tasks[tasks.sample_task.name]
     monkeypatch.setattr(task, "apply_async", lambda args, kwargs, **options: None)
     tasks.submit_as("some-id", task)
     assert [(record.name, record.levelname, record.getMessage()) for record in caplog.records] == [
-        ("app.tasks", "INFO", "queued app.tasks.sample_task[some-id]")
+        (tasks.__name__, "INFO", f"queued {task.name}[some-id]")
     ]
 
 
