@@ -25,7 +25,6 @@ from __future__ import annotations
 from typing import Any
 
 from celery.backends.redis import RedisBackend, SentinelBackend
-from celery.exceptions import BackendStoreError
 
 # Celery's RedisBackend._set (a SETEX, or a SET when results never expire, then a PUBLISH
 # to waiters), unless the record already holds a final state. Records are JSON
@@ -49,33 +48,12 @@ return 1
 
 
 class _FactoryRedisBackend:
-    # What it uses of the Celery Redis backend it is mixed into.
     client: Any
     expires: Any
-    _get_result_meta: Any
-    _set_with_state: Any
-    get_key_for_task: Any
-    encode: Any
 
     def on_task_call(self, producer: Any, task_id: str) -> dict[str, Any]:
         """Send the task without subscribing to its result channel, and add no message options."""
         return {}  # as Celery's base backend: callers may splat it into the task's options
-
-    def _store_result(
-        self, task_id: str, result: Any, state: str, traceback: Any = None, request: Any = None, **_: Any
-    ) -> Any:
-        """Celery's KeyValueStoreBackend._store_result without its read of the record first.
-
-        That read (one more round trip on every write) only skips a write over a SUCCESS,
-        which the write itself now refuses, FAILURE included.
-        """
-        meta = self._get_result_meta(result=result, state=state, traceback=traceback, request=request)
-        meta["task_id"] = task_id.decode() if isinstance(task_id, bytes) else task_id
-        try:
-            self._set_with_state(self.get_key_for_task(task_id), self.encode(meta), state)
-        except BackendStoreError as error:
-            raise BackendStoreError(str(error), state=state, task_id=task_id) from error
-        return result
 
     def _set(self, key: bytes, value: bytes | str, expires: int | None = None) -> None:
         """Store ``value`` under ``key`` and tell waiters, unless the key holds a finished result."""

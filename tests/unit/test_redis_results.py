@@ -50,17 +50,6 @@ def counting(redis: Redis, monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     return sent
 
 
-def test_a_record_is_written_in_one_round_trip(
-    redis: Redis, write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """One EVAL per write: no read first (Celery's own check read the record before each write)."""
-    backend = backend_on(redis, write_config)
-    sent = counting(redis, monkeypatch)
-    for state in (states.PENDING, states.STARTED, states.SUCCESS):
-        backend.store_result("task-1", None, state)
-    assert sent == {"EVAL": 3}
-
-
 def test_get_reads_a_task_in_one_round_trip(
     redis: Redis, write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
