@@ -287,8 +287,10 @@ def test_the_workers_health_check_tells_a_frozen_worker_from_a_live_one(
         wait_until(healthy, "the worker did not become healthy again")
 
 
-def wait_until(condition: Callable[[], bool], failure: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
+def wait_until(condition: Callable[[], bool], failure: str, timeout: float = 30) -> float:
+    """Poll until `condition` holds; the seconds it took."""
+    started = time.monotonic()
     while not condition():
-        assert time.monotonic() < deadline, failure
+        assert time.monotonic() - started < timeout, failure
         time.sleep(0.2)
+    return time.monotonic() - started

@@ -9,14 +9,13 @@ one comes back later and ends its own run. Marked `ha` (`nox -s ha`).
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable
 
 import pytest
 from flask.testing import FlaskClient
 from pytest_celery import CeleryTestWorker
 
 from tests.integration.conftest import wait_for_state
+from tests.integration.test_faults import wait_until
 from tests.smoke.stack import COMBINATIONS, Stack
 
 pytestmark = pytest.mark.ha
@@ -29,15 +28,6 @@ SECONDS = 12  # the task's run: long enough to be cut off in, short enough to wa
 
 def runs_of(task_id: str, worker: CeleryTestWorker) -> int:
     return len(re.findall(rf"\[{task_id}\] sleeping for", worker.logs()))
-
-
-def wait_for(condition: Callable[[], bool], failure: str, timeout: float = 60) -> float:
-    """Poll until `condition` holds; the seconds it took."""
-    started = time.monotonic()
-    while not condition():
-        assert time.monotonic() - started < timeout, failure
-        time.sleep(0.2)
-    return time.monotonic() - started
 
 
 @pytest.mark.parametrize(
@@ -53,16 +43,18 @@ def test_a_worker_cut_off_mid_task_leaves_one_success_that_its_return_never_chan
 
     response = client.post("/task/", json={"seconds": SECONDS})
     task_id = response.json["task_id"]
-    wait_for(lambda: any(runs_of(task_id, worker) for worker in workers), "no worker started the task")
+    wait_until(lambda: any(runs_of(task_id, worker) for worker in workers), "no worker started the task", timeout=60)
     cut, other = workers if runs_of(task_id, workers[0]) else workers[::-1]
     network.disconnect(cut.container.id)
     try:
-        redelivered = wait_for(lambda: runs_of(task_id, other) > 0, "the task was not redelivered", timeout=90)
+        redelivered = wait_until(lambda: runs_of(task_id, other) > 0, "the task was not redelivered", timeout=90)
         first = wait_for_state(client, response.headers["Location"], "SUCCESS", timeout=90)
     finally:
         network.connect(cut.container.id)
     # The first run goes on (its checks between steps fail while it is cut off) and returns.
-    ended = wait_for(lambda: f"sample_task[{task_id}] succeeded" in cut.logs(), "the first run did not end", timeout=90)
+    ended = wait_until(
+        lambda: f"sample_task[{task_id}] succeeded" in cut.logs(), "the first run did not end", timeout=90
+    )
     late = client.get(response.headers["Location"]).json
     print(
         f"\ncut-off worker: task redelivered after {redelivered:.1f} s, SUCCESS elsewhere, first run ended "
