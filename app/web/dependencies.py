@@ -61,8 +61,8 @@ def _ping_broker(celery_app: Celery) -> None:
             # RabbitMQ under a resource alarm takes connections but blocks publishers: only
             # a publish tells. This one goes nowhere (the default exchange has no queue ""),
             # which RabbitMQ confirms at once; with confirms off it is not waited for.
-            message = connection.default_channel.prepare_message(b"")
-            connection.default_channel.basic_publish(message, "", "", confirm_timeout=CONFIRM_TIMEOUT)
+            channel = connection.default_channel
+            channel.basic_publish(channel.prepare_message(b""), "", "", confirm_timeout=CONFIRM_TIMEOUT)
 
 
 def _ping_backend(celery_app: Celery) -> None:
