@@ -18,6 +18,9 @@ from flask import current_app
 from kombu.exceptions import OperationalError
 
 CONFIRM_TIMEOUT = 0.5
+# The id record is written once, not retried: a stalled backend then answers 503 in one
+# socket timeout (2 s) instead of Redis's write retries' minute (app/fixes/redis_results.py).
+ID_RECORD_RETRY_POLICY = {"max_retries": 0}
 # The state of a running task that reports how far it has come.
 PROGRESS = "PROGRESS"
 
@@ -128,7 +131,7 @@ def submit_as(task_id: str, task: Task, *args: Any, **kwargs: Any) -> str:
     typo. Storing a PENDING record before publishing lets ``AsyncResult.exists()`` tell
     them apart; it is written first so a fast worker's result can't be overwritten.
     """
-    task.backend.store_result(task_id, None, states.PENDING)
+    task.backend.store_result(task_id, None, states.PENDING, retry_policy=ID_RECORD_RETRY_POLICY)
     try:
         # A broker that accepted the connection but stopped answering must not hang the
         # request: wait this long for RabbitMQ's publisher confirm, then fail (and retry

@@ -15,16 +15,20 @@ first run's end) stores its own STARTED, PROGRESS and result. Celery reads the r
 before each write and skips the write over a SUCCESS (KeyValueStoreBackend._store_result):
 two runs ending together both pass that read, and a FAILURE is overwritten. Here each
 write is one Lua script, which leaves a SUCCESS or a FAILURE alone, with nothing between
-its read and its write.
+its read and its write; Celery's read before it is skipped, so a write is one round trip.
 
 CELERY_DEFAULTS selects these classes for ``redis://``, ``rediss://`` and ``sentinel://``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from celery import states
 from celery.backends.redis import RedisBackend, SentinelBackend
+from celery.exceptions import BackendStoreError
+from kombu.utils.encoding import bytes_to_str
 
 # Celery's RedisBackend._set (a SETEX, or a SET when results never expire, then a PUBLISH
 # to waiters), unless the record already holds a final state. Records are JSON
@@ -50,10 +54,39 @@ return 1
 class _FactoryRedisBackend:
     client: Any
     expires: Any
+    failure_expires: Any
+    _get_result_meta: Any
+    encode: Any
+    get_key_for_task: Any
+    set: Any
 
     def on_task_call(self, producer: Any, task_id: str) -> dict[str, Any]:
         """Send the task without subscribing to its result channel, and add no message options."""
         return {}  # as Celery's base backend: callers may splat it into the task's options
+
+    def _store_result(
+        self,
+        task_id: str,
+        result: Any,
+        state: str,
+        traceback: str | None = None,
+        request: Any = None,
+        retry_policy: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Celery's KeyValueStoreBackend._store_result in one round trip: the write, not a read first.
+
+        ``retry_policy`` bounds this write's retries (Celery's default: 20, about a minute
+        against a stalled Redis), for a caller that must answer in time.
+        """
+        meta = self._get_result_meta(result=result, state=state, traceback=traceback, request=request)
+        meta["task_id"] = bytes_to_str(task_id)  # type: ignore[no-untyped-call]
+        expires = self.failure_expires if state == states.FAILURE else None
+        try:
+            self.set(self.get_key_for_task(task_id), self.encode(meta), expires, **(retry_policy or {}))
+        except BackendStoreError as error:
+            raise BackendStoreError(str(error), state=state, task_id=task_id) from error
+        return result
 
     def _set(self, key: bytes, value: bytes | str, expires: int | None = None) -> None:
         """Store ``value`` under ``key`` and tell waiters, unless the key holds a finished result."""

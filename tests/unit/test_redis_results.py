@@ -12,6 +12,7 @@ from celery import states
 from celery.backends.base import KeyValueStoreBackend
 from flask import Flask
 from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from app import create_app
 from tests.unit.conftest import IN_MEMORY_CONFIG, WriteConfig
@@ -76,16 +77,56 @@ def test_a_finished_result_is_never_overwritten(redis: Redis, write_config: Writ
     assert backend.get_task_meta("task-1")["status"] == final
 
 
-def test_of_two_runs_ending_together_the_first_result_stays(
-    redis: Redis, write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Both runs read the record before either wrote (Celery's own check then lets both write): the first stays."""
+def test_of_two_runs_ending_together_the_first_result_stays(redis: Redis, write_config: WriteConfig) -> None:
+    """Two runs' results, each one write with no read before it (Celery's read would race): the first stays."""
     backend = backend_on(redis, write_config)
-    monkeypatch.setattr(backend, "_get_task_meta_for", lambda task_id: {"status": states.STARTED, "result": None})
     backend.store_result("task-1", "first run", states.SUCCESS)
     backend.store_result("task-1", "second run", states.SUCCESS)
-    monkeypatch.undo()
     assert backend.get_task_meta("task-1")["result"] == "first run"
+
+
+def test_post_records_the_id_in_one_round_trip(
+    redis: Redis, write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """POST /task/: the PENDING record is one write (the Lua script), not Celery's read then write."""
+    client = app_on(redis, write_config).test_client()
+    sent = counting(redis, monkeypatch)
+    assert client.post("/task/").status_code == 202
+    assert sent == {"EVAL": 1}
+
+
+def failing_once(redis: Redis, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The first command sent fails as with Redis out of reach; the list holds every command sent."""
+    sent: list[str] = []
+    send = redis.execute_command
+
+    def execute_command(*args: Any, **options: Any) -> Any:
+        sent.append(str(args[0]).upper())
+        if len(sent) == 1:
+            raise RedisConnectionError("Redis is away")
+        return send(*args, **options)
+
+    monkeypatch.setattr(redis, "execute_command", execute_command)
+    return sent
+
+
+def test_the_id_record_is_not_retried_so_post_answers_in_time(
+    redis: Redis, write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failed id record write is not retried (Celery's would, for a minute): 503 at once."""
+    client = app_on(redis, write_config).test_client()
+    sent = failing_once(redis, monkeypatch)
+    response = client.post("/task/")
+    assert (response.status_code, sent) == (503, ["EVAL"])
+
+
+def test_a_workers_write_is_retried(redis: Redis, write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A task's state written by a worker is retried as Celery's Redis backend retries (the result is not lost)."""
+    backend = backend_on(redis, write_config)
+    sent = failing_once(redis, monkeypatch)
+    backend.store_result("task-1", "done", states.SUCCESS)
+    assert sent == ["EVAL", "EVAL"]
+    assert backend.get_task_meta("task-1")["result"] == "done"
 
 
 @pytest.mark.parametrize("earlier", NOT_FINAL, ids=str.lower)
