@@ -23,12 +23,14 @@ CELERY_DEFAULTS selects these classes for ``redis://``, ``rediss://`` and ``sent
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cached_property
 from typing import Any
 
 from celery import states
 from celery.backends.redis import RedisBackend, SentinelBackend
 from celery.exceptions import BackendStoreError
 from kombu.utils.encoding import bytes_to_str
+from redis.commands.core import Script
 
 # Celery's RedisBackend._set (a SETEX, or a SET when results never expire, then a PUBLISH
 # to waiters), unless the record already holds a final state. Records are JSON
@@ -88,10 +90,16 @@ class _FactoryRedisBackend:
             raise BackendStoreError(str(error), state=state, task_id=task_id) from error
         return result
 
+    @cached_property
+    def _set_unless_final(self) -> Script:
+        # Sent by its SHA1 (EVALSHA), loaded once per Redis: not the script's text with every write.
+        script: Script = self.client.register_script(SET_UNLESS_FINAL)
+        return script
+
     def _set(self, key: bytes, value: bytes | str, expires: int | None = None) -> None:
         """Store ``value`` under ``key`` and tell waiters, unless the key holds a finished result."""
         seconds = self.expires if expires is None else expires
-        self.client.eval(SET_UNLESS_FINAL, 1, key, value, int(seconds or 0))
+        self._set_unless_final(keys=[key], args=[value, int(seconds or 0)])
 
 
 class PublisherRedisBackend(_FactoryRedisBackend, RedisBackend):  # type: ignore[misc]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -200,6 +201,10 @@ class FakeRedis:
 
     def delete(self, *names: bytes) -> int:
         return sum(self.values.pop(name, None) is not None for name in names)
+
+    def register_script(self, script: str) -> Callable[..., int]:
+        """redis-py's Script, called as the backend calls it (it sends the script's SHA1: here, the script)."""
+        return lambda keys, args: self.eval(script, len(keys), *keys, *args)
 
     def eval(self, script: str, numkeys: int, name: bytes, value: bytes | str, seconds: int) -> int:
         """How the backend stores task records: SET_UNLESS_FINAL in Python (its Lua: test_redis_results.py)."""

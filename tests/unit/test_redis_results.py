@@ -88,11 +88,25 @@ def test_of_two_runs_ending_together_the_first_result_stays(redis: Redis, write_
 def test_post_records_the_id_in_one_round_trip(
     redis: Redis, write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """POST /task/: the PENDING record is one write (the Lua script), not Celery's read then write."""
+    """POST /task/: the PENDING record is one write (the Lua script, by its SHA1), not Celery's read then write."""
     client = app_on(redis, write_config).test_client()
+    assert client.post("/task/").status_code == 202  # the first write loads the script
     sent = counting(redis, monkeypatch)
     assert client.post("/task/").status_code == 202
-    assert sent == {"EVAL": 1}
+    assert sent == {"EVALSHA": 1}
+
+
+def test_the_script_is_loaded_again_when_redis_forgot_it(
+    redis: Redis, write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis restarted (its scripts gone): the write loads the script again and is stored."""
+    backend = backend_on(redis, write_config)
+    backend.store_result("task-1", None, states.PENDING)
+    redis.script_flush()
+    sent = counting(redis, monkeypatch)
+    backend.store_result("task-1", "done", states.SUCCESS)
+    assert sent == {"EVALSHA": 2, "SCRIPT LOAD": 1}
+    assert backend.get_task_meta("task-1")["result"] == "done"
 
 
 def failing_once(redis: Redis, monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -115,17 +129,19 @@ def test_the_id_record_is_not_retried_so_post_answers_in_time(
 ) -> None:
     """A failed id record write is not retried (Celery's would, for a minute): 503 at once."""
     client = app_on(redis, write_config).test_client()
+    assert client.post("/task/").status_code == 202  # the first write loads the script
     sent = failing_once(redis, monkeypatch)
     response = client.post("/task/")
-    assert (response.status_code, sent) == (503, ["EVAL"])
+    assert (response.status_code, sent) == (503, ["EVALSHA"])
 
 
 def test_a_workers_write_is_retried(redis: Redis, write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch) -> None:
     """A task's state written by a worker is retried as Celery's Redis backend retries (the result is not lost)."""
     backend = backend_on(redis, write_config)
+    backend.store_result("task-1", None, states.STARTED)  # the first write loads the script
     sent = failing_once(redis, monkeypatch)
     backend.store_result("task-1", "done", states.SUCCESS)
-    assert sent == ["EVAL", "EVAL"]
+    assert sent == ["EVALSHA", "EVALSHA"]
     assert backend.get_task_meta("task-1")["result"] == "done"
 
 
