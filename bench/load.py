@@ -13,13 +13,15 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from typing import Any
 
 from bench import ROOT
 
 # A new connection per request, as browsers behind a proxy mostly are: with keep-alive,
 # gunicorn's sync workers stall clients waiting on a busy worker's connection.
 WRK_SCRIPT = 'wrk.method = "POST"\nwrk.headers["Connection"] = "close"\n'
-# The same, each request with an Idempotency-Key of its own (unique per wrk thread and request).
+WRK_GET_SCRIPT = 'wrk.headers["Connection"] = "close"\n'
+# POST, each request with an Idempotency-Key of its own (unique per wrk thread and request).
 WRK_IDEMPOTENT_SCRIPT = (
     WRK_SCRIPT
     + """
@@ -33,10 +35,15 @@ end
 )
 
 
+# gunicorn's worker classes as compared: 2 sync workers (one request at a time each), or 2
+# gthread workers with 8 threads each (requests share a process, each thread its own channel).
+WORKER_CLASSES = {"sync": ["-w", "2"], "gthread": ["-w", "2", "-k", "gthread", "--threads", "8"]}
+
+
 @contextmanager
-def served(app: str, env: dict[str, str], port: int, workers: int = 2) -> Iterator[str]:
-    """gunicorn serving `app` (sync workers) on 127.0.0.1:`port`; yields the base URL."""
-    command = [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}", app]
+def served(app: str, env: dict[str, str], port: int, worker_class: str = "sync") -> Iterator[str]:
+    """gunicorn serving `app` on 127.0.0.1:`port` (WORKER_CLASSES); yields the base URL."""
+    command = [sys.executable, "-m", "gunicorn", *WORKER_CLASSES[worker_class], "-b", f"127.0.0.1:{port}", app]
     server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_for_port(port)
@@ -48,8 +55,18 @@ def served(app: str, env: dict[str, str], port: int, workers: int = 2) -> Iterat
 
 def wrk_post(base_url: str, clients: int, seconds: int = 5, idempotent: bool = False) -> dict[str, float]:
     """POST /task/ with wrk for `seconds` (each with a key of its own if `idempotent`): req/s, p50/p99 ms."""
+    return wrk(f"{base_url}/task/", clients, WRK_IDEMPOTENT_SCRIPT if idempotent else WRK_SCRIPT, seconds)
+
+
+def wrk_get(url: str, clients: int, seconds: int = 5) -> dict[str, float]:
+    """GET `url` (a task's status) with wrk for `seconds`, a new connection each: req/s, p50/p99 ms."""
+    return wrk(url, clients, WRK_GET_SCRIPT, seconds)
+
+
+def wrk(url: str, clients: int, lua: str, seconds: int) -> dict[str, float]:
+    """wrk against `url` with the `lua` script: req/s, p50/p99 ms; any failed request is an error."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
-        script.write(WRK_IDEMPOTENT_SCRIPT if idempotent else WRK_SCRIPT)
+        script.write(lua)
         script.flush()
         threads = min(clients, 2)
         command = [
@@ -60,7 +77,7 @@ def wrk_post(base_url: str, clients: int, seconds: int = 5, idempotent: bool = F
             "--latency",
             "-s",
             script.name,
-            f"{base_url}/task/",
+            url,
         ]
         output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     if "Non-2xx" in output or "Socket errors" in output:
@@ -83,23 +100,31 @@ def end_to_end(base_url: str, tasks: int = 1000, clients: int = 16) -> float:
         locations = list(pool.map(lambda _: _request(host, "POST", "/task/")[1], range(tasks)))
         pending = set(locations)
         while pending:
-            states = dict(zip(pending, pool.map(lambda path: _request(host, "GET", path)[0], pending), strict=True))
-            failed = [
-                path for path, state in states.items() if state not in ("PENDING", "STARTED", "PROGRESS", "SUCCESS")
-            ]
+            bodies = pool.map(lambda path: _request(host, "GET", path)[0], pending)
+            states = {path: _state(body) for path, body in zip(pending, bodies, strict=True)}
+            failed = [path for path, state in states.items() if state not in (*UNFINISHED, "SUCCESS")]
             if failed:
                 raise RuntimeError(f"tasks failed: {failed[:3]}")
             pending = {path for path, state in states.items() if state != "SUCCESS"}
     return tasks / (time.perf_counter() - started)
 
 
-def _request(host: str, method: str, path: str) -> tuple[str, str]:
+def post_location(base_url: str) -> str:
+    """POST /task/ once: the path of the new task's status."""
+    return _request(base_url.removeprefix("http://"), "POST", "/task/")[1]
+
+
+def _state(body: dict[str, Any]) -> str:
+    # Flask's example answers whether the task succeeded, not its state (bench/bare_web.py).
+    return str(body["state"]) if "state" in body else ("SUCCESS" if body["successful"] else "PENDING")
+
+
+def _request(host: str, method: str, path: str) -> tuple[dict[str, Any], str]:
     connection = http.client.HTTPConnection(host, timeout=30)
     try:
         connection.request(method, path)
         response = connection.getresponse()
-        body = json.loads(response.read())
-        return body["state"], response.getheader("Location") or path
+        return json.loads(response.read()), response.getheader("Location") or path
     finally:
         connection.close()
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import statistics
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -13,6 +16,7 @@ import yaml
 from celery import Celery
 
 from app.settings.celery_defaults import CELERY_DEFAULTS
+from bench.services import bench_services
 from tests.integration.services import Services
 
 T = TypeVar("T")
@@ -27,17 +31,35 @@ class Row:
     variant: str
     values: list[float]
     unit: str
-    ceiling: bool = False  # the raw publish rate every dispatch figure is compared to
-    dispatch: bool = False  # shown as a ratio to that ceiling
+    reference: str = ""  # the variant of the same measure this one is shown as a ratio to
 
 
-def interleave(repeat: int, variants: dict[str, Callable[[], T]]) -> dict[str, list[T]]:
+@dataclass
+class Bench:
+    """What every section of the run shares: the services, the config's environment, a client."""
+
+    urls: Services
+    env: dict[str, str]
+    client: Celery
+    folder: Path
+    repeat: int
+
+
+def interleave(repeat: int, variants: Mapping[str, Callable[[], T]]) -> dict[str, list[T]]:
     """Run the variants in turn (A B A B ...), `repeat` times each, so drift hits all alike."""
     results: dict[str, list[T]] = {name: [] for name in variants}
     for _ in range(repeat):
         for name, run in variants.items():
             results[name].append(run())
     return results
+
+
+@contextmanager
+def bench_session(repeat: int) -> Iterator[Bench]:
+    """The services (bench.services), a config for them in a folder of its own, the client: until the block ends."""
+    with bench_services() as urls, tempfile.TemporaryDirectory() as folder:
+        env = {**os.environ, "FLASK_CONFIG": str(write_config(Path(folder), urls))}
+        yield Bench(urls, env, client(urls), Path(folder), repeat)
 
 
 def write_config(folder: Path, urls: Services) -> Path:
@@ -57,12 +79,17 @@ def client(urls: Services) -> Celery:
 
 
 def table(rows: list[Row]) -> str:
-    """Markdown: median and min-max per row; dispatch rates also as a ratio to raw publish."""
-    ceiling = statistics.median(next(r for r in rows if r.ceiling and r.variant == "confirms off").values)
-    lines = ["| measure | variant | median | min-max | ratio to raw publish (confirms off) |", "|---|---|---|---|---|"]
+    """Markdown: median and min-max per row, and its ratio to its reference variant where it has one."""
+    medians = {(row.measure, row.variant): statistics.median(row.values) for row in rows}
+    lines = ["| measure | variant | median | min-max | ratio |", "|---|---|---|---|---|"]
     for row in rows:
-        middle = statistics.median(row.values)
-        spread = f"{min(row.values):,.1f}-{max(row.values):,.1f}" if len(row.values) > 1 else ""
-        ratio = f"{middle / ceiling:.3f}" if row.dispatch or row.ceiling else ""
-        lines.append(f"| {row.measure} | {row.variant} | {middle:,.1f} {row.unit} | {spread} | {ratio} |")
+        middle = medians[(row.measure, row.variant)]
+        spread = f"{_figure(min(row.values))}-{_figure(max(row.values))}" if len(row.values) > 1 else ""
+        ratio = f"{middle / medians[(row.measure, row.reference)]:.2f} x {row.reference}" if row.reference else ""
+        lines.append(f"| {row.measure} | {row.variant} | {_figure(middle)} {row.unit} | {spread} | {ratio} |")
     return "\n".join(lines)
+
+
+def _figure(value: float) -> str:
+    """Three significant digits, or whole numbers from 1,000 up: 0.0412, 1.71, 36.2, 1,285."""
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"

@@ -24,12 +24,14 @@ def wall_times() -> dict[str, float]:
     times = {}
     for name, (options, env) in runs.items():
         started = time.perf_counter()
-        subprocess.run(
+        done = subprocess.run(
             [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *options],
             cwd=ROOT,
             env=env,
-            check=True,
-            stdout=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
         )
+        if done.returncode:
+            raise RuntimeError(f"{name} failed:\n{done.stdout[-3000:]}{done.stderr[-1000:]}")
         times[name] = time.perf_counter() - started
     return times

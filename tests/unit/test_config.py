@@ -17,7 +17,9 @@ from app.settings.celery_defaults import (
     CELERY_DEFAULTS,
     DATABASE_BACKEND_DEFAULTS,
     LIBPQ_CONNECT_ARGS,
+    celery_settings,
 )
+from tests import ROOT
 from tests.unit.conftest import IN_MEMORY_CONFIG, WriteConfig
 
 SEED_YAML = """\
@@ -444,3 +446,11 @@ def test_environment_cannot_hide_a_malformed_section(write_config: WriteConfig) 
     environ = {"FLASK_CONFIG": str(write_config(config_with(celery="amqp://"))), "CELERY_BROKER_URL": "amqp://h//"}
     with pytest.raises(ConfigError, match="key 'celery': expected a mapping of Celery settings, got a string"):
         load_config(environ)
+
+
+def test_the_short_tasks_profile_reserves_four_and_keeps_late_acks() -> None:
+    """config/short-tasks.yaml: prefetch 4 and no STARTED for millisecond tasks; late acks (nothing lost) kept."""
+    config = load_config({"FLASK_CONFIG": str(ROOT / "config" / "short-tasks.yaml"), "FLASK_SECRET_KEY": "s"})
+    celery = celery_settings(config["CELERY"])
+    assert (celery["worker_prefetch_multiplier"], celery["task_track_started"]) == (4, False)
+    assert (celery["task_acks_late"], celery["task_reject_on_worker_lost"]) == (True, True)
