@@ -10,6 +10,7 @@ import fakeredis
 import pytest
 from celery import states
 from celery.backends.base import KeyValueStoreBackend
+from celery.exceptions import BackendStoreError
 from flask import Flask
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -186,3 +187,15 @@ def test_a_value_that_is_not_json_is_overwritten(redis: Redis, write_config: Wri
     backend.set(b"key", b"\x80 not json")
     backend.set(b"key", b"\x81 not json either")
     assert redis.get(b"key") == b"\x81 not json either"
+
+
+def test_a_record_too_large_for_redis_names_its_task_and_state(
+    redis: Redis, write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record over Redis's size limit fails as Celery's own backend fails: BackendStoreError with task and state."""
+    backend = backend_on(redis, write_config)
+    monkeypatch.setattr(backend, "_MAX_STR_VALUE_SIZE", 100)
+    with pytest.raises(BackendStoreError) as raised:
+        backend.store_result("task-1", "x" * 200, states.SUCCESS)
+    assert (raised.value.task_id, raised.value.state) == ("task-1", states.SUCCESS)
+    assert redis.get(backend.get_key_for_task("task-1")) is None
