@@ -39,13 +39,15 @@ def backend_on(redis: Redis, write_config: WriteConfig, **celery: object) -> Key
     return backend
 
 
-def counting(redis: Redis, monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
-    """The commands the backend sends from now on, by name."""
-    sent: Counter[str] = Counter()
+def recording(redis: Redis, monkeypatch: pytest.MonkeyPatch, failing: int = 0) -> list[str]:
+    """The names of the commands the backend sends from now on; the first `failing` fail as with Redis away."""
+    sent: list[str] = []
     send = redis.execute_command
 
     def execute_command(*args: Any, **options: Any) -> Any:
-        sent[str(args[0]).upper()] += 1
+        sent.append(str(args[0]).upper())
+        if len(sent) <= failing:
+            raise RedisConnectionError("Redis is away")
         return send(*args, **options)
 
     monkeypatch.setattr(redis, "execute_command", execute_command)
@@ -59,10 +61,10 @@ def test_get_reads_a_task_in_one_round_trip(
     client = app_on(redis, write_config).test_client()
     task_id = str(uuid.uuid4())
     client.application.extensions["celery"].backend.store_result(task_id, None, states.PENDING)
-    sent = counting(redis, monkeypatch)
+    sent = recording(redis, monkeypatch)
     assert client.get(f"/task/{task_id}").json["state"] == states.PENDING
     assert client.get(f"/task/{uuid.uuid4()}").status_code == 404
-    assert sent == {"GET": 2}
+    assert Counter(sent) == {"GET": 2}
 
 
 @pytest.mark.parametrize("final", [states.SUCCESS, states.FAILURE], ids=["success", "failure"])
@@ -92,9 +94,9 @@ def test_post_records_the_id_in_one_round_trip(
     """POST /task/: the PENDING record is one write (the Lua script, by its SHA1), not Celery's read then write."""
     client = app_on(redis, write_config).test_client()
     assert client.post("/task/").status_code == 202  # the first write loads the script
-    sent = counting(redis, monkeypatch)
+    sent = recording(redis, monkeypatch)
     assert client.post("/task/").status_code == 202
-    assert sent == {"EVALSHA": 1}
+    assert Counter(sent) == {"EVALSHA": 1}
 
 
 def test_the_script_is_loaded_again_when_redis_forgot_it(
@@ -104,25 +106,10 @@ def test_the_script_is_loaded_again_when_redis_forgot_it(
     backend = backend_on(redis, write_config)
     backend.store_result("task-1", None, states.PENDING)
     redis.script_flush()
-    sent = counting(redis, monkeypatch)
+    sent = recording(redis, monkeypatch)
     backend.store_result("task-1", "done", states.SUCCESS)
-    assert sent == {"EVALSHA": 2, "SCRIPT LOAD": 1}
+    assert Counter(sent) == {"EVALSHA": 2, "SCRIPT LOAD": 1}
     assert backend.get_task_meta("task-1")["result"] == "done"
-
-
-def failing_once(redis: Redis, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The first command sent fails as with Redis out of reach; the list holds every command sent."""
-    sent: list[str] = []
-    send = redis.execute_command
-
-    def execute_command(*args: Any, **options: Any) -> Any:
-        sent.append(str(args[0]).upper())
-        if len(sent) == 1:
-            raise RedisConnectionError("Redis is away")
-        return send(*args, **options)
-
-    monkeypatch.setattr(redis, "execute_command", execute_command)
-    return sent
 
 
 def test_the_id_record_is_not_retried_so_post_answers_in_time(
@@ -131,7 +118,7 @@ def test_the_id_record_is_not_retried_so_post_answers_in_time(
     """A failed id record write is not retried (Celery's would, for a minute): 503 at once."""
     client = app_on(redis, write_config).test_client()
     assert client.post("/task/").status_code == 202  # the first write loads the script
-    sent = failing_once(redis, monkeypatch)
+    sent = recording(redis, monkeypatch, failing=1)
     response = client.post("/task/")
     assert (response.status_code, sent) == (503, ["EVALSHA"])
 
@@ -140,7 +127,7 @@ def test_a_workers_write_is_retried(redis: Redis, write_config: WriteConfig, mon
     """A task's state written by a worker is retried as Celery's Redis backend retries (the result is not lost)."""
     backend = backend_on(redis, write_config)
     backend.store_result("task-1", None, states.STARTED)  # the first write loads the script
-    sent = failing_once(redis, monkeypatch)
+    sent = recording(redis, monkeypatch, failing=1)
     backend.store_result("task-1", "done", states.SUCCESS)
     assert sent == ["EVALSHA", "EVALSHA"]
     assert backend.get_task_meta("task-1")["result"] == "done"
