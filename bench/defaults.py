@@ -52,6 +52,7 @@ from celery import Celery, shared_task
 from kombu.utils.uuid import uuid
 
 from bench import ROOT, report
+from bench.profile import cpu_seconds
 from bench.report import Row, interleave
 from bench.services import bench_services
 from bench.tasks import NOOP
@@ -123,12 +124,7 @@ def write_configs(folder: Path, urls: Services) -> dict[str, Path]:
     base = report.write_config(folder, urls)  # also the bare app's: it reads the URLs only
     configs = {BARE: base}
     for number, (name, settings) in enumerate(variants().items()):
-        config = yaml.safe_load(base.read_text())
-        config["celery"].update(settings)
-        path = folder / f"defaults-{number}.yaml"
-        path.write_text(yaml.safe_dump(config))
-        path.chmod(0o600)
-        configs[name] = path
+        configs[name] = report.config_with(base, folder / f"defaults-{number}.yaml", settings)
     return configs
 
 
@@ -168,16 +164,6 @@ def stop(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-
-
-def cpu_seconds(process: psutil.Process) -> float:
-    """User and system CPU time of the worker and its pool processes so far."""
-    total = 0.0
-    for each in [process, *process.children(recursive=True)]:
-        with suppress(psutil.NoSuchProcess):
-            times = each.cpu_times()
-            total += times.user + times.system
-    return total
 
 
 def drain(client: Celery, load: Load, worker: psutil.Process, made: list[str]) -> tuple[float, float]:

@@ -11,10 +11,8 @@ from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
 
-import yaml
-
 from bench import defaults, load, publish, workers
-from bench.report import Bench, Row, interleave
+from bench.report import Bench, Row, config_with, interleave
 
 OURS = "ours, gunicorn sync"
 OURS_GTHREAD = "ours, gunicorn gthread"
@@ -94,9 +92,6 @@ def _end_to_end(bench: Bench, url: str, worker: str, variant: str, env: dict[str
 
 def _short_tasks_env(bench: Bench) -> dict[str, str]:
     """The bench's environment, its config file with config/short-tasks.yaml's Celery settings (not its URLs)."""
-    config = yaml.safe_load(Path(bench.env["FLASK_CONFIG"]).read_text())
-    config["celery"].update(defaults.variants()[defaults.SHORT_TASKS])
-    path = bench.folder / "short-tasks.yaml"
-    path.write_text(yaml.safe_dump(config))
-    path.chmod(0o600)
+    settings = defaults.variants()[defaults.SHORT_TASKS]
+    path = config_with(Path(bench.env["FLASK_CONFIG"]), bench.folder / "short-tasks.yaml", settings)
     return {**bench.env, "FLASK_CONFIG": str(path)}

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import yaml
 from celery import Celery
@@ -67,6 +67,15 @@ def write_config(folder: Path, urls: Services) -> Path:
     path = folder / "bench.yaml"
     celery = {"broker_url": urls.broker_url, "result_backend": urls.result_backend, "task_default_queue": QUEUE}
     path.write_text(yaml.safe_dump({"secret_key": secrets.token_hex(), "sample_task_seconds": 0, "celery": celery}))
+    path.chmod(0o600)
+    return path
+
+
+def config_with(base: Path, path: Path, celery: dict[str, Any]) -> Path:
+    """A copy of the config file `base` at `path`, its `celery:` section updated with `celery`."""
+    config = yaml.safe_load(base.read_text())
+    config["celery"].update(celery)
+    path.write_text(yaml.safe_dump(config))
     path.chmod(0o600)
     return path
 
