@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-from celery import Celery, Task, states
+from celery import Celery, Task
 from celery.worker.request import Request
-from celery.worker.state import task_ready
 from flask import Flask, appcontext_popped, appcontext_pushed, current_app, has_app_context
 
 from app.fixes import (
@@ -15,23 +13,25 @@ from app.fixes import (
     kombu_poll,  # noqa: F401  (patches kombu's event loop in every worker: see its docstring)
 )
 from app.observability.worker_health import HeartbeatFile
+from app.runs import only_run
 from app.settings.celery_defaults import celery_settings
 from app.tasks import TRANSIENT_ERRORS, retry_countdown
 from app.web.request_id import MESSAGE_HEADER, remember_for_task
-
-logger = logging.getLogger(__name__)
 
 
 def celery_init_app(app: Flask) -> Celery:
     """Create the Celery app bound to ``app``'s settings and keep it in ``app.extensions``."""
 
     class FlaskTask(Task):  # type: ignore[misc]
-        Request = OnceRequest
+        Request = RequestWithId
+        # STARTED is stored by only_run() once it knows this run goes ahead, as
+        # task_track_started says: Celery's tracer would store it before, over another run's.
+        track_started = False
 
         def __call__(self, *args: Any, **kwargs: Any) -> Any:
             # Not super().__call__: the worker has already pushed this task's request,
             # and pushing a new one would hide its id from the task.
-            with app.app_context():
+            with app.app_context(), only_run(self):
                 try:
                     return self.run(*args, **kwargs)
                 except TRANSIENT_ERRORS as error:
@@ -49,32 +49,15 @@ def celery_init_app(app: Flask) -> Celery:
     return celery_app
 
 
-class OnceRequest(Request):  # type: ignore[misc]
-    """A message for a task that has already finished is acknowledged and dropped, not run again.
+class RequestWithId(Request):  # type: ignore[misc]
+    """As a worker receives a message, the request id it carries is remembered for the worker's own log lines.
 
-    And the request id the message carries is remembered, for the worker's own log lines
-    about the task (app/web/request_id.py).
-
-    Late acknowledgement redelivers a task whose worker died after it finished but before
-    the ack reached the broker, and a publish the broker took without confirming it (a 503)
-    may be followed by the client's retry: either way the task's stored result must stay.
-    One result-backend read per message, skipped for tasks that keep no result.
+    (app/web/request_id.py; Celery logs "received" and "succeeded" outside the task.)
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         remember_for_task(self.id, self._request_dict.get(MESSAGE_HEADER))
-
-    def revoked(self) -> bool:
-        if super().revoked():
-            return True
-        if self.task.ignore_result or self.task.backend.get_state(self.id) not in states.READY_STATES:
-            return False
-        logger.info("%s[%s] has already finished: message dropped", self.name, self.id)
-        task_ready(self)  # the worker's own bookkeeping, as for a revoked task
-        self.acknowledge()
-        self._already_revoked = True
-        return True
 
 
 def _make_celery_current(app: Flask, **_: Any) -> None:

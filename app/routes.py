@@ -72,21 +72,23 @@ def task_status(task_id: Any) -> dict[str, Any]:
 def cancel_task(task_id: Any) -> tuple[dict[str, Any], int]:
     """Cancel a queued or running task: 202; a finished one: 409; asking again answers the same.
 
-    REVOKED is stored first: a worker drops the message of a task stored as finished, so
-    a queued task never runs, even if every worker restarts before its message is
-    delivered. Then the workers are told: prefork kills a running task's process, and
-    other pools' tasks look at the stored state between their steps.
+    REVOKED is stored first, by a write that never replaces a final state
+    (app/fixes/final_states.py): the answer is the state that stays, even when the task
+    ends in the same instant. A worker drops the message of a task stored as final, so a
+    queued task never runs, even if every worker restarts before its message is delivered;
+    a running task stops at its next checkpoint() (app/tasks.py). Nothing is killed: a
+    pool process may be running another task by the time a signal reaches it.
     """
     celery_app = _celery()
     task_id = str(task_id)
     with dependency("result backend", backend_errors(celery_app.backend), celery_app):
-        state = _submitted_meta(celery_app, task_id)["status"]
-        if state in (states.SUCCESS, states.FAILURE):
-            abort(409, description=f"The task has already finished ({state}); there is nothing to cancel.")
-        if state != states.REVOKED:
+        if _submitted_meta(celery_app, task_id)["status"] not in states.READY_STATES:
             celery_app.backend.mark_as_revoked(task_id, "cancelled")
+        state = _submitted_meta(celery_app, task_id)["status"]
+    if state != states.REVOKED:
+        abort(409, description=f"The task has already finished ({state}); there is nothing to cancel.")
     with dependency("broker", (OperationalError,), celery_app):
-        celery_app.control.revoke(task_id, terminate=True, signal="SIGTERM")
+        celery_app.control.revoke(task_id)  # workers drop its message as it arrives
     return {"task_id": task_id, "state": states.REVOKED}, 202
 
 

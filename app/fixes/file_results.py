@@ -5,16 +5,22 @@ which empties it, then writes it: a reader in between, such as ``GET /task/<id>`
 the task reports its progress, reads an empty file, which ``task_result_exists()`` takes
 for a record that does not exist (404) and which does not decode as a state. Here a
 record is written to a file of its own in the same folder, then renamed over the old
-one (``os.replace``: atomic). CELERY_DEFAULTS selects this class for ``file://`` URLs.
+one (``os.replace``: atomic). A write takes a lock file of the folder first and leaves a
+final record alone (final_states.py), so that processes sharing the folder cannot write
+over each other's SUCCESS, FAILURE or REVOKED. CELERY_DEFAULTS selects this class for
+``file://`` URLs.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import uuid
 from typing import Any
 
 from celery.backends.filesystem import FilesystemBackend
+
+from app.fixes.final_states import is_final
 
 
 class WholeRecordFilesystemBackend(FilesystemBackend):  # type: ignore[misc]
@@ -24,6 +30,10 @@ class WholeRecordFilesystemBackend(FilesystemBackend):  # type: ignore[misc]
         path = self._filename(key)  # bytes, as Celery keeps its folder and keys
         suffix = f".{uuid.uuid4().hex}.part"
         written = path + (suffix.encode() if isinstance(path, bytes) else suffix)
-        with self.open(written, "wb") as output:
-            output.write(value if isinstance(value, bytes) else str(value).encode())
-        os.replace(written, path)
+        with self.open(self._filename(b".lock"), "ab") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released as the file closes
+            if is_final(self.get(key)):
+                return
+            with self.open(written, "wb") as output:
+                output.write(value if isinstance(value, bytes) else str(value).encode())
+            os.replace(written, path)

@@ -9,13 +9,15 @@ POSTs here) until Redis drops the connection for overrunning its output buffer
 ``join()`` still work: they subscribe when they start to wait, then read the stored state.
 (Groups and chords sent from here still subscribe for each child: Celery does that itself.)
 
-A finished result is final. A task's message is delivered at least once, and a duplicate
-run (a worker cut off mid-task whose message went to another, a redelivery racing the
-first run's end) stores its own STARTED, PROGRESS and result. Celery reads the record
-before each write and skips the write over a SUCCESS (KeyValueStoreBackend._store_result):
-two runs ending together both pass that read, and a FAILURE is overwritten. Here each
-write is one Lua script, which leaves a SUCCESS or a FAILURE alone, with nothing between
-its read and its write; Celery's read before it is skipped, so a write is one round trip.
+A finished result is final (app/fixes/final_states.py): a duplicate run, a retry or a late
+progress write never replaces a SUCCESS, a FAILURE or a cancel's REVOKED. Celery reads the
+record before each write and skips the write over a SUCCESS only
+(KeyValueStoreBackend._store_result): two writers both pass that read. Here each write is
+one Lua script, which leaves a final record alone with nothing between its read and its
+write; Celery's read before it is skipped, so a write is one round trip.
+
+The same backend keeps the run leases of app/runs.py: a key per running task that expires
+unless its run renews it.
 
 CELERY_DEFAULTS selects these classes for ``redis://``, ``rediss://`` and ``sentinel://``.
 """
@@ -32,16 +34,27 @@ from celery.exceptions import BackendStoreError
 from kombu.utils.encoding import bytes_to_str
 from redis.commands.core import Script
 
+from app.fixes.final_states import FINAL_STATES
+
+# True if the record under KEYS[1] holds a final state. Records are JSON (CELERY_DEFAULTS);
+# one that is not is not final.
+IS_FINAL = (
+    "local function is_final(key)\n"
+    "    local current = redis.call('GET', key)\n"
+    "    if not current then return false end\n"
+    "    local decoded, record = pcall(cjson.decode, current)\n"
+    "    return decoded and type(record) == 'table' and ("
+    + " or ".join(f"record.status == '{state}'" for state in sorted(FINAL_STATES))
+    + ")\n"
+    "end\n"
+)
 # Celery's RedisBackend._set (a SETEX, or a SET when results never expire, then a PUBLISH
-# to waiters), unless the record already holds a final state. Records are JSON
-# (CELERY_DEFAULTS); one that is not is overwritten as before.
-SET_UNLESS_FINAL = """
-local current = redis.call('GET', KEYS[1])
-if current then
-    local decoded, record = pcall(cjson.decode, current)
-    if decoded and type(record) == 'table' and (record.status == 'SUCCESS' or record.status == 'FAILURE') then
-        return 0
-    end
+# to waiters), unless the record already holds a final state.
+SET_UNLESS_FINAL = (
+    IS_FINAL
+    + """
+if is_final(KEYS[1]) then
+    return 0
 end
 if tonumber(ARGV[2]) > 0 then
     redis.call('SETEX', KEYS[1], ARGV[2], ARGV[1])
@@ -50,6 +63,31 @@ else
 end
 redis.call('PUBLISH', KEYS[1], ARGV[1])
 return 1
+"""
+)
+# A run's lease (app/runs.py): -1 if the task's record is final, 0 once taken for ARGV[2] ms
+# under the run's token ARGV[1], else the milliseconds another run still holds it.
+CLAIM_RUN = (
+    IS_FINAL
+    + """
+if is_final(KEYS[1]) then
+    return -1
+end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
+    return 0
+end
+return math.max(redis.call('PTTL', KEYS[2]), 1)
+"""
+)
+# Renew (ARGV[2] ms) or release (no ARGV[2]) a lease, if the run's token still holds it.
+KEEP_OR_END_RUN = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+    return 0
+end
+if ARGV[2] then
+    return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return redis.call('DEL', KEYS[1])
 """
 
 
@@ -96,10 +134,43 @@ class _FactoryRedisBackend:
         script: Script = self.client.register_script(SET_UNLESS_FINAL)
         return script
 
+    @cached_property
+    def _claim_run(self) -> Script:
+        script: Script = self.client.register_script(CLAIM_RUN)
+        return script
+
+    @cached_property
+    def _keep_or_end_run(self) -> Script:
+        script: Script = self.client.register_script(KEEP_OR_END_RUN)
+        return script
+
+    def claim_run(self, task_id: str, token: str, seconds: float) -> float | None:
+        """Take ``task_id``'s run lease for ``seconds``: 0; None if the task finished; else the seconds it is held."""
+        keys = [self.get_key_for_task(task_id), self._lease(task_id)]
+        held: int = self._claim_run(keys=keys, args=[token, _ms(seconds)])
+        return None if held < 0 else held / 1000
+
+    def renew_run(self, task_id: str, token: str, seconds: float) -> bool:
+        """Hold the lease ``seconds`` more; False if the run lost it (it expired)."""
+        return bool(self._keep_or_end_run(keys=[self._lease(task_id)], args=[token, _ms(seconds)]))
+
+    def release_run(self, task_id: str, token: str) -> None:
+        """End the lease, unless it expired and another run holds it now."""
+        self._keep_or_end_run(keys=[self._lease(task_id)], args=[token])
+
+    def _lease(self, task_id: str) -> bytes:
+        # Beside the task's record, under the backend's own key prefix.
+        key: bytes = self.get_key_for_task(task_id, ".run")
+        return key
+
     def _set(self, key: bytes, value: bytes | str, expires: int | None = None) -> None:
         """Store ``value`` under ``key`` and tell waiters, unless the key holds a finished result."""
         seconds = self.expires if expires is None else expires
         self._set_unless_final(keys=[key], args=[value, int(seconds or 0)])
+
+
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
 
 
 class PublisherRedisBackend(_FactoryRedisBackend, RedisBackend):  # type: ignore[misc]

@@ -41,7 +41,8 @@ CELERY_DEFAULTS: dict[str, Any] = {
     # Redis result backends that don't subscribe to every task sent (app/fixes/redis_results.py),
     # a database backend whose first call fails at once when the database is unreachable
     # (app/fixes/database_results.py; named, not imported: only its users load SQLAlchemy),
-    # and a file backend whose records are never read half-written (app/fixes/file_results.py).
+    # a file backend whose records are never read half-written (app/fixes/file_results.py),
+    # and a cache backend that keeps a final state, as all of these do (app/fixes/final_states.py).
     "override_backends": {
         **{
             scheme: f"{backend.__module__}:{backend.__name__}"
@@ -53,6 +54,7 @@ CELERY_DEFAULTS: dict[str, Any] = {
         },
         "db": "app.fixes.database_results:ReachableFirstDatabaseBackend",
         "file": "app.fixes.file_results:WholeRecordFilesystemBackend",
+        "cache": "app.fixes.final_states:FinalCacheBackend",
     },
 }
 

@@ -6,7 +6,7 @@ backend); a repeat with the same parameters answers that id and queues nothing, 
 other parameters 422, while another request with the key is being accepted 409. A 503
 keeps the id: the retry publishes it again, so a message the broker took without
 confirming it and the retry's are one task, which the worker runs once it has finished
-(celery_app.OnceRequest drops the other).
+(app/runs.py drops the other).
 
 Atomic on Redis result backends (SET NX GET: Redis 7.0 or later); on other key-value
 backends a lock of this process stands in for it; the SQLAlchemy backend keeps no such

@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-import logging
-import uuid
-from collections.abc import Iterator
 from types import SimpleNamespace
 
 import pytest
-from celery import states
 from celery.backends.redis import RedisBackend
-from celery.contrib.testing.mocks import TaskMessage
 from celery.exceptions import Retry
 from celery.signals import task_retry
-from celery.worker import state as worker_state
 from celery.worker.consumer import Connection, Consumer
-from celery.worker.request import Request
 from flask import Flask, g
 
 from app import create_app, tasks
-from app.celery_app import OnceRequest
+from app.celery_app import RequestWithId
 from app.fixes.database_results import ReachableFirstDatabaseBackend
 from app.fixes.redis_results import PublisherRedisBackend, PublisherSentinelBackend
 from app.observability.worker_health import HeartbeatFile
-from app.tasks import PROGRESS, sample_task
+from app.tasks import sample_task
 from tests.tasks import context_probe, failing_task, flaky_task
 from tests.unit.conftest import EAGER, IN_MEMORY_CONFIG, WriteConfig
 
@@ -231,92 +224,11 @@ def test_other_flask_apps_are_left_alone(app: Flask) -> None:
         assert sample_task.app is app.extensions["celery"]
 
 
-class Delivered:
-    """Sample-task messages as a worker receives them (OnceRequest), and the acknowledgements sent for them."""
-
-    def __init__(self, app: Flask) -> None:
-        self.celery_app = app.extensions["celery"]
-        self.acks: list[str] = []
-        self.requests: list[OnceRequest] = []
-
-    def __call__(self, task_id: str) -> OnceRequest:
-        message = TaskMessage(sample_task.name, id=task_id)
-        request = OnceRequest(message, app=self.celery_app, on_ack=lambda *args: self.acks.append(task_id))
-        worker_state.reserved_requests.add(request)  # as the worker does on receiving it
-        self.requests.append(request)
-        return request
-
-
-@pytest.fixture
-def deliver(app: Flask) -> Iterator[Delivered]:
-    """Deliver messages; the worker's state forgets them after the test."""
-    delivered = Delivered(app)
-    yield delivered
-    for request in delivered.requests:
-        worker_state.reserved_requests.discard(request)
-
-
-@pytest.mark.parametrize("state", sorted(states.READY_STATES))
-def test_a_message_for_a_finished_task_is_acknowledged_and_dropped(
-    app: Flask, deliver: Delivered, caplog: pytest.LogCaptureFixture, state: str
-) -> None:
-    """Stored SUCCESS, FAILURE or REVOKED: the task is not run again, its message is acked, the worker says so."""
-    caplog.set_level(logging.INFO, logger="app.celery_app")
-    task_id = str(uuid.uuid4())
-    app.extensions["celery"].backend.store_result(task_id, None, state)
-    request = deliver(task_id)
-    assert request.revoked() is True
-    assert deliver.acks == [task_id]
-    assert request._already_revoked is True  # what Celery's worker looks at, as for a revoked task
-    assert request not in worker_state.reserved_requests  # the worker's own bookkeeping is done
-    assert [(record.name, record.levelname, record.getMessage()) for record in caplog.records] == [
-        ("app.celery_app", "INFO", f"{sample_task.name}[{task_id}] has already finished: message dropped")
-    ]
-
-
-@pytest.mark.parametrize(
-    "state", [None, states.PENDING, states.STARTED, states.RETRY, PROGRESS], ids=lambda state: str(state)
-)
-def test_a_message_for_an_unfinished_task_is_run(
-    app: Flask, deliver: Delivered, caplog: pytest.LogCaptureFixture, state: str | None
-) -> None:
-    """Never stored, queued, running, waiting for a retry or reporting progress: the message is run as usual."""
-    caplog.set_level(logging.INFO, logger="app.celery_app")
-    task_id = str(uuid.uuid4())
-    if state is not None:
-        app.extensions["celery"].backend.store_result(task_id, None, state)
-    request = deliver(task_id)
-    assert request.revoked() is False
-    assert (deliver.acks, request._already_revoked, caplog.records) == ([], False, [])
-    assert request in worker_state.reserved_requests
-
-
-def test_a_task_that_keeps_no_result_costs_no_backend_read(
-    app: Flask, deliver: Delivered, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """For a task with ignore_result there is nothing stored to look at: the backend is not read, the message runs."""
-    backend = app.extensions["celery"].backend
-    task_id = str(uuid.uuid4())
-    backend.store_result(task_id, None, states.SUCCESS)
-    monkeypatch.setattr(app.extensions["celery"].tasks[sample_task.name], "ignore_result", True)
-    monkeypatch.setattr(backend, "get_state", lambda task_id: pytest.fail("the result backend was read"))
-    assert (deliver(task_id).revoked(), deliver.acks) == (False, [])
-
-
-def test_a_message_celery_revoked_is_left_to_celery(
-    app: Flask, deliver: Delivered, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A task revoked in the worker (or expired): Celery's own answer, without a backend read or a second ack."""
-    monkeypatch.setattr(Request, "revoked", lambda self: True)  # Celery's answer for it
-    monkeypatch.setattr(app.extensions["celery"].backend, "get_state", lambda task_id: pytest.fail("backend read"))
-    assert (deliver(str(uuid.uuid4())).revoked(), deliver.acks) == (True, [])
-
-
-def test_every_task_of_the_factory_drops_messages_of_finished_tasks(app: Flask) -> None:
-    """The worker builds each task's requests as OnceRequest: the sample task's, and any other task's of the app."""
+def test_every_task_of_the_factory_remembers_the_request_id_of_its_messages(app: Flask) -> None:
+    """The worker builds each task's requests as RequestWithId: the sample task's, and any other task's of the app."""
     celery_app = app.extensions["celery"]
-    assert celery_app.tasks[sample_task.name].Request is OnceRequest
-    assert celery_app.tasks[failing_task.name].Request is OnceRequest
+    assert celery_app.tasks[sample_task.name].Request is RequestWithId
+    assert celery_app.tasks[failing_task.name].Request is RequestWithId
 
 
 def test_each_retry_waits_the_drawn_backoff(write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,7 +18,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from app import create_app
 from tests.unit.conftest import IN_MEMORY_CONFIG, WriteConfig
 
-NOT_FINAL = [states.PENDING, states.STARTED, "PROGRESS", states.RETRY, states.REVOKED]
+NOT_FINAL = [states.PENDING, states.STARTED, "PROGRESS", states.RETRY]
 
 
 @pytest.fixture
@@ -67,11 +67,11 @@ def test_get_reads_a_task_in_one_round_trip(
     assert Counter(sent) == {"GET": 2}
 
 
-@pytest.mark.parametrize("final", [states.SUCCESS, states.FAILURE], ids=["success", "failure"])
+@pytest.mark.parametrize("final", sorted(states.READY_STATES), ids=str.lower)
 def test_a_finished_result_is_never_overwritten(redis: Redis, write_config: WriteConfig, final: str) -> None:
-    """A duplicate run's STARTED, PROGRESS and own result leave the first run's SUCCESS or FAILURE as it was."""
+    """A duplicate run's STARTED, PROGRESS and own result leave a SUCCESS, a FAILURE or a cancel's REVOKED as it was."""
     backend = backend_on(redis, write_config)
-    first = ValueError("first run") if final == states.FAILURE else "first run"
+    first = "first run" if final == states.SUCCESS else ValueError("first run")
     backend.store_result("task-1", first, final)
     stored = redis.get(backend.get_key_for_task("task-1"))
     for state, result in [(states.STARTED, None), ("PROGRESS", {"progress": 0.5}), (states.SUCCESS, "second run")]:
@@ -137,7 +137,7 @@ def test_a_workers_write_is_retried(redis: Redis, write_config: WriteConfig, mon
 def test_a_record_not_yet_final_is_replaced_and_waiters_told(
     redis: Redis, write_config: WriteConfig, earlier: str
 ) -> None:
-    """PENDING, STARTED, PROGRESS, RETRY and REVOKED give way to the next state, published to whoever waits."""
+    """PENDING, STARTED, PROGRESS and RETRY give way to the next state, published to whoever waits."""
     backend = backend_on(redis, write_config)
     backend.store_result("task-1", None, earlier)
     waiter = redis.pubsub()

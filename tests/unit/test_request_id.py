@@ -13,7 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import create_app
-from app.celery_app import OnceRequest
+from app.celery_app import RequestWithId
 from app.logs import ContextFilter
 from app.web import request_id
 from app.web.request_id import current_request_id
@@ -97,7 +97,7 @@ def test_a_task_the_worker_runs_sees_the_request_id_its_message_carries(
     task_id = str(uuid.uuid4())  # the in-memory backend is shared by the tests of a process
     message = TaskMessage(seen_request_id.name, id=task_id, **options)
     message.delivery_info = {"routing_key": "celery"}  # stored with the result (result_extended)
-    OnceRequest(message, app=app.extensions["celery"], on_ack=lambda *args: None).execute()
+    RequestWithId(message, app=app.extensions["celery"], on_ack=lambda *args: None).execute()
     result = app.extensions["celery"].AsyncResult(task_id)  # stored by now: no waiting for it
     assert (result.state, result.result) == ("SUCCESS", seen)
 
@@ -121,7 +121,7 @@ def test_log_lines_carry_the_request_and_task_ids(app: Flask, caplog: pytest.Log
 def test_the_workers_own_lines_about_a_received_task_name_its_request(app: Flask) -> None:
     """Celery logs "received" outside the task, with its id as `data`: the line gets the id its message carried."""
     task_id = str(uuid.uuid4())
-    OnceRequest(TaskMessage(seen_request_id.name, id=task_id, request_id="abc-123"), app=app.extensions["celery"])
+    RequestWithId(TaskMessage(seen_request_id.name, id=task_id, request_id="abc-123"), app=app.extensions["celery"])
     record = logging.LogRecord("celery.worker.strategy", logging.INFO, __file__, 1, "received", None, None)
     record.data = {"id": task_id, "name": seen_request_id.name}
     ContextFilter().filter(record)

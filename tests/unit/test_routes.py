@@ -126,13 +126,13 @@ def test_cancelling_a_queued_task_revokes_it_and_a_second_cancel_answers_the_sam
 def test_cancelling_tells_the_workers_to_stop_it(
     queued: tuple[FlaskClient, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The workers are told too: prefork kills a running task's process (SIGTERM)."""
+    """The workers are told too, to drop its message as it arrives; nothing is killed (no `terminate`)."""
     client, task_id = queued
     sent: list[tuple[object, dict[str, object]]] = []
     control = client.application.extensions["celery"].control
     monkeypatch.setattr(control, "revoke", lambda task_id, **options: sent.append((task_id, options)))
     client.delete(f"/task/{task_id}")
-    assert sent == [(task_id, {"terminate": True, "signal": "SIGTERM"})]
+    assert sent == [(task_id, {})]
 
 
 @pytest.mark.parametrize(

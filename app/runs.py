@@ -1,0 +1,121 @@
+"""A task runs once: not after it has finished or been cancelled, and never twice at a time.
+
+A message is delivered at least once: late acknowledgement redelivers the task of a worker
+that died or was cut off, and a client's retry after an ambiguous 503 publishes it again.
+So before any task of the factory runs, in the process that runs it (never in the
+worker's consumer, whose event loop must not wait for the result backend):
+
+- a stored final state (SUCCESS, FAILURE, REVOKED) drops the message: acknowledged, not run;
+- on Redis, the run takes a lease on the task id, a key that expires unless the run renews
+  it. While another run holds it, the message is sent again for when the lease would
+  lapse, and acknowledged: a duplicate never runs beside the first run, and the task of a
+  run that died (its lease no longer renewed) runs once the lease lapses.
+
+A result backend out of reach stops none of this from running: the task runs, as with
+plain Celery, and two runs at once are possible only then (README, "Reliability").
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from celery import Task, states
+from celery.exceptions import Ignore
+
+from app.tasks import backend_errors
+
+# A lease outlives its run's last renewal by this long: the time a dead run's task waits.
+LEASE_SECONDS = 10.0
+RENEW_EVERY_SECONDS = LEASE_SECONDS / 4
+# The run's own writes do not wait out Celery's retries of a backend that is away.
+NO_RETRY = {"max_retries": 0}
+
+logger = logging.getLogger(__name__)
+
+
+@contextmanager
+def only_run(task: Task) -> Iterator[None]:
+    """Run the body as the task's only run, or raise Ignore (the message is acknowledged, nothing stored)."""
+    request = task.request
+    if request.called_directly or request.is_eager:  # no message: nothing was delivered twice
+        yield
+        return
+    lease = None
+    try:
+        lease = _claim(task)
+    except backend_errors(task.backend) as error:
+        logger.warning("result backend unreachable (%s): run without looking for another run", error)
+    if task.app.conf.task_track_started and not task.ignore_result:
+        started(task)
+    try:
+        yield
+    finally:
+        if lease is not None:
+            lease.end()
+
+
+def started(task: Task) -> None:
+    """Store STARTED, as Celery's task_track_started would before the run guard: best effort."""
+    request = task.request
+    try:
+        meta = {"pid": os.getpid(), "hostname": request.hostname}
+        task.backend.store_result(request.id, meta, states.STARTED, request=request, retry_policy=NO_RETRY)
+    except backend_errors(task.backend) as error:
+        logger.warning("result backend unreachable (%s): STARTED not recorded", error)
+
+
+def _claim(task: Task) -> _Lease | None:
+    """The run's lease (None where the backend keeps none); Ignore if the task finished or runs elsewhere."""
+    backend, task_id = task.backend, task.request.id
+    claim_run = getattr(backend, "claim_run", None)  # the factory's Redis backends
+    if claim_run is None:
+        if backend.get_state(task_id) in states.READY_STATES:
+            _drop(task)
+        return None
+    token = uuid.uuid4().hex
+    held = claim_run(task_id, token, LEASE_SECONDS)
+    if held is None:
+        _drop(task)
+    if held:
+        # Sent again, as it was (its id, arguments, headers and route), for when the lease would lapse.
+        task.signature_from_request(countdown=held).apply_async()
+        logger.info("%s[%s] is running elsewhere: message sent again for %.1f s from now", task.name, task_id, held)
+        raise Ignore()
+    return _Lease(backend, task_id, token)
+
+
+def _drop(task: Task) -> None:
+    logger.info("%s[%s] has already finished: message dropped", task.name, task.request.id)
+    raise Ignore()
+
+
+class _Lease:
+    """A run's lease on its task id, renewed by a thread of its own while the run goes on."""
+
+    def __init__(self, backend: Any, task_id: str, token: str) -> None:
+        self.backend, self.task_id, self.token = backend, task_id, token
+        self._ended = threading.Event()
+        self._renewer = threading.Thread(target=self._renew, name=f"lease {task_id}", daemon=True)
+        self._renewer.start()
+
+    def _renew(self) -> None:
+        while not self._ended.wait(RENEW_EVERY_SECONDS):
+            try:
+                if not self.backend.renew_run(self.task_id, self.token, LEASE_SECONDS):
+                    logger.warning("the run lease of %s lapsed: another run may start", self.task_id)
+            except backend_errors(self.backend) as error:
+                logger.warning("result backend unreachable (%s): run lease not renewed", error)
+
+    def end(self) -> None:
+        self._ended.set()
+        self._renewer.join()
+        try:
+            self.backend.release_run(self.task_id, self.token)
+        except backend_errors(self.backend) as error:  # it lapses by itself
+            logger.warning("result backend unreachable (%s): run lease left to lapse", error)

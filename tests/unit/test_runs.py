@@ -1,0 +1,269 @@
+"""A task runs once (app/runs.py): not after it finished, never beside another run; traced as a worker does."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from typing import Any
+
+import fakeredis
+import pytest
+from celery import Celery, states
+from celery.app.trace import trace_task
+from flask import Flask
+from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from app import create_app, runs
+from tests.tasks import RUNS, counted_task
+from tests.unit.conftest import IN_MEMORY_CONFIG, WriteConfig
+
+IGNORED = "IGNORED"
+
+
+@pytest.fixture
+def redis() -> Redis:
+    """A FakeRedis that runs Lua scripts (fakeredis with lupa)."""
+    return fakeredis.FakeRedis()
+
+
+@pytest.fixture(params=["redis", "cache"])
+def app(request: pytest.FixtureRequest, redis: Redis, write_config: WriteConfig) -> Flask:
+    """An app whose tasks are published (not eager), on the factory's Redis backend or the in-memory cache."""
+    backend = "redis://" if request.param == "redis" else IN_MEMORY_CONFIG["celery"]["result_backend"]
+    write_config({**IN_MEMORY_CONFIG, "celery": {**IN_MEMORY_CONFIG["celery"], "result_backend": backend}})
+    app = create_app()
+    if request.param == "redis":
+        app.extensions["celery"].backend.client = redis
+    return app
+
+
+@pytest.fixture
+def redis_app(redis: Redis, write_config: WriteConfig) -> Flask:
+    """An app on the factory's Redis backend (which keeps run leases), its Redis a FakeRedis."""
+    write_config({**IN_MEMORY_CONFIG, "celery": {**IN_MEMORY_CONFIG["celery"], "result_backend": "redis://"}})
+    app = create_app()
+    app.extensions["celery"].backend.client = redis
+    return app
+
+
+def run(app: Flask, task_id: str, key: str | None = None) -> str:
+    """Run `counted_task` from a delivered message, as a worker's pool does; the state the run ended in."""
+    celery_app: Celery = app.extensions["celery"]
+    task = celery_app.tasks[counted_task.name]
+    request = {"id": task_id, "hostname": "worker@test", "delivery_info": {"routing_key": "celery"}}
+    info = trace_task(task, task_id, [key or task_id], {}, request=request, app=celery_app)[1]
+    return info.state if info is not None else states.SUCCESS
+
+
+@pytest.mark.parametrize("final", sorted(states.READY_STATES), ids=str.lower)
+def test_a_message_of_a_finished_task_is_dropped_without_running(
+    app: Flask, final: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Stored SUCCESS, FAILURE or REVOKED: the task does not run, its record stays, the worker says so."""
+    caplog.set_level(logging.INFO, logger="app.runs")
+    task_id = str(uuid.uuid4())
+    backend = app.extensions["celery"].backend
+    backend.store_result(task_id, "first run" if final == states.SUCCESS else ValueError("first run"), final)
+    record = backend.get_key_for_task(task_id)
+    stored = backend.get(record)
+    assert run(app, task_id) == IGNORED
+    assert (RUNS[task_id], backend.get(record)) == (0, stored)
+    assert f"{counted_task.name}[{task_id}] has already finished: message dropped" in caplog.messages
+
+
+@pytest.mark.parametrize(
+    "earlier", [None, states.PENDING, states.STARTED, states.RETRY, "PROGRESS"], ids=lambda state: str(state)
+)
+def test_a_message_of_an_unfinished_task_runs(app: Flask, earlier: str | None) -> None:
+    """Never stored, queued, started, waiting for a retry or reporting progress: the task runs and succeeds."""
+    task_id = str(uuid.uuid4())
+    if earlier is not None:
+        app.extensions["celery"].backend.store_result(task_id, None, earlier)
+    assert run(app, task_id) == states.SUCCESS
+    assert (RUNS[task_id], app.extensions["celery"].AsyncResult(task_id).result) == (1, 1)
+
+
+def test_started_is_stored_once_the_run_goes_ahead(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    """task_track_started: the running task's record says STARTED, with the worker's process and host."""
+    task_id = str(uuid.uuid4())
+    seen: dict[str, Any] = {}
+
+    def count(key: str) -> int:
+        seen.update(app.extensions["celery"].backend.get_task_meta(task_id))
+        return 1
+
+    monkeypatch.setattr(counted_task, "run", count)
+    run(app, task_id)
+    assert (seen["status"], seen["result"]["hostname"], seen["result"]["pid"] > 0) == ("STARTED", "worker@test", True)
+
+
+@pytest.mark.parametrize("setting", ["track-started-off", "ignore-result"])
+def test_started_is_not_stored_where_nothing_asks_for_it(
+    app: Flask, monkeypatch: pytest.MonkeyPatch, setting: str
+) -> None:
+    """task_track_started off, or a task that keeps no result: no STARTED write."""
+    celery_app = app.extensions["celery"]
+    if setting == "track-started-off":
+        celery_app.conf.task_track_started = False
+    else:
+        monkeypatch.setattr(celery_app.tasks[counted_task.name], "ignore_result", True)
+    writes: list[str] = []
+    store = celery_app.backend.store_result
+    monkeypatch.setattr(celery_app.backend, "store_result", lambda *a, **k: writes.append(a[2]) or store(*a, **k))
+    run(app, str(uuid.uuid4()))
+    assert states.STARTED not in writes
+
+
+def test_a_task_called_directly_reads_no_backend(redis_app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Called as a function (no message, no id): it just runs."""
+    backend = redis_app.extensions["celery"].backend
+    monkeypatch.setattr(backend, "claim_run", lambda *args: pytest.fail("the result backend was read"))
+    with redis_app.app_context():
+        assert counted_task(key := str(uuid.uuid4())) == 1
+    assert RUNS[key] == 1
+
+
+def test_a_run_holds_a_lease_that_expires_and_ends_it_when_done(redis_app: Flask, redis: Redis) -> None:
+    """On Redis the run holds its task id's lease, expiring within LEASE_SECONDS; it is gone after the run."""
+    task_id = str(uuid.uuid4())
+    lease = redis_app.extensions["celery"].backend.get_key_for_task(task_id, ".run")
+    seen: list[int] = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(counted_task, "run", lambda key: seen.append(redis.pttl(lease)) or 1)
+        assert run(redis_app, task_id) == states.SUCCESS
+    assert 0 < seen[0] <= runs.LEASE_SECONDS * 1000
+    assert redis.exists(lease) == 0
+
+
+def test_a_duplicate_while_another_run_holds_the_lease_is_sent_again_for_later(
+    redis_app: Flask, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another run holds the lease: this message does not run now; it is published again, as it was, for later."""
+    caplog.set_level(logging.INFO, logger="app.runs")
+    celery_app = redis_app.extensions["celery"]
+    task_id = str(uuid.uuid4())
+    assert celery_app.backend.claim_run(task_id, "the-first-run", 4.0) == 0
+    sent: list[dict[str, Any]] = []
+    monkeypatch.setattr(celery_app.tasks[counted_task.name], "apply_async", lambda *a, **options: sent.append(options))
+    assert run(redis_app, task_id) == IGNORED
+    assert RUNS[task_id] == 0
+    [options] = sent
+    assert (options["task_id"], options["routing_key"]) == (task_id, "celery")
+    assert 3 < options["countdown"] <= 4  # what is left of the other run's lease
+    assert f"{counted_task.name}[{task_id}] is running elsewhere: message sent again for" in caplog.text
+
+
+def test_a_lease_no_longer_renewed_lapses_and_the_task_runs(redis_app: Flask, redis: Redis) -> None:
+    """The run that held the lease died (no renewal): once it lapses, the next message runs the task."""
+    celery_app = redis_app.extensions["celery"]
+    task_id = str(uuid.uuid4())
+    celery_app.backend.claim_run(task_id, "a-dead-run", 4.0)
+    redis.delete(celery_app.backend.get_key_for_task(task_id, ".run"))  # as it lapses
+    assert run(redis_app, task_id) == states.SUCCESS
+    assert RUNS[task_id] == 1
+
+
+def test_the_lease_is_renewed_while_the_run_goes_on(
+    redis_app: Flask, redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run longer than the lease keeps it: renewed every RENEW_EVERY_SECONDS to LEASE_SECONDS."""
+    monkeypatch.setattr(runs, "RENEW_EVERY_SECONDS", 0.01)
+    backend = redis_app.extensions["celery"].backend
+    renewed = threading.Event()
+    renew = backend.renew_run
+
+    def renew_and_tell(*args: Any) -> bool:
+        renewed_lease: bool = renew(*args)
+        renewed.set()
+        return renewed_lease
+
+    monkeypatch.setattr(backend, "renew_run", renew_and_tell)
+    task_id = str(uuid.uuid4())
+    lease = backend.get_key_for_task(task_id, ".run")
+    seen: list[int] = []
+
+    def wait_for_a_renewal(key: str) -> int:
+        redis.pexpire(lease, 1000)  # shorter than LEASE_SECONDS: a renewal makes it long again
+        assert renewed.wait(timeout=30)
+        seen.append(redis.pttl(lease))
+        return 1
+
+    monkeypatch.setattr(counted_task, "run", wait_for_a_renewal)
+    assert run(redis_app, task_id) == states.SUCCESS
+    assert seen[0] > 1000
+
+
+def test_a_lease_lost_while_running_is_logged(
+    redis_app: Flask, redis: Redis, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A renewal that finds the lease gone (Redis away longer than the lease) says another run may start."""
+    monkeypatch.setattr(runs, "RENEW_EVERY_SECONDS", 0.01)
+    task_id = str(uuid.uuid4())
+    lease = redis_app.extensions["celery"].backend.get_key_for_task(task_id, ".run")
+    logged = threading.Event()
+    handler = logging.Handler()
+    handler.emit = lambda record: logged.set()  # type: ignore[method-assign]
+    logging.getLogger("app.runs").addHandler(handler)
+
+    def lose_the_lease(key: str) -> int:
+        redis.delete(lease)
+        assert logged.wait(timeout=30)
+        return 1
+
+    monkeypatch.setattr(counted_task, "run", lose_the_lease)
+    try:
+        run(redis_app, task_id)
+    finally:
+        logging.getLogger("app.runs").removeHandler(handler)
+    assert f"the run lease of {task_id} lapsed: another run may start" in caplog.messages
+
+
+def test_with_the_backend_away_the_task_still_runs(
+    redis_app: Flask, redis: Redis, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis refusing: no lease, no STARTED, but the task runs (as with plain Celery), each step saying why."""
+    backend = redis_app.extensions["celery"].backend
+
+    def refuse(*args: Any) -> None:
+        raise RedisConnectionError("refused")
+
+    monkeypatch.setattr(backend, "claim_run", refuse)
+    send = redis.execute_command
+    refused: list[str] = []
+
+    def refuse_the_first_write(*args: Any, **options: Any) -> Any:  # STARTED's; the result's is let through
+        if not refused:
+            refused.append(str(args[0]))
+            raise RedisConnectionError("Connection refused")
+        return send(*args, **options)
+
+    monkeypatch.setattr(redis, "execute_command", refuse_the_first_write)
+    task_id = str(uuid.uuid4())
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(counted_task, "run", lambda key: RUNS.update([key]) or 1)
+        run(redis_app, task_id)
+    assert RUNS[task_id] == 1
+    assert "result backend unreachable (refused): run without looking for another run" in caplog.messages
+    assert "result backend unreachable (Connection refused): STARTED not recorded" in caplog.messages
+
+
+def test_a_lease_that_cannot_be_renewed_or_ended_is_left_to_lapse(
+    redis_app: Flask, redis: Redis, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis going away mid-run: the renewals and the release fail, logged; the run ends as usual."""
+    monkeypatch.setattr(runs, "RENEW_EVERY_SECONDS", 0.01)
+    backend = redis_app.extensions["celery"].backend
+    failed = threading.Event()
+
+    def refuse(*args: Any) -> bool:
+        failed.set()
+        raise RedisConnectionError("gone")
+
+    monkeypatch.setattr(backend, "renew_run", refuse)
+    monkeypatch.setattr(backend, "release_run", refuse)
+    monkeypatch.setattr(counted_task, "run", lambda key: failed.wait(timeout=30) and 1)
+    assert run(redis_app, str(uuid.uuid4())) == states.SUCCESS
+    assert "result backend unreachable (gone): run lease not renewed" in caplog.messages
+    assert "result backend unreachable (gone): run lease left to lapse" in caplog.messages
