@@ -78,8 +78,7 @@ def sample_task(self: Task, seconds: float | None = None) -> datetime:
     """Sleep for `seconds` (else the configured time) in steps, then return when it finished (UTC).
 
     Between steps it reports its progress (state PROGRESS, ``{"progress": 0..1}``) and
-    stops if it was cancelled: the prefork pool kills a cancelled task's process, the other
-    pools (solo, threads) run it in the worker's own process and must be asked.
+    stops if it was cancelled: nothing kills a cancelled task, it must look.
     """
     # Reading current_app works only because the task runs in the app context.
     total = current_app.config["SAMPLE_TASK_SECONDS"] if seconds is None else seconds
@@ -107,12 +106,13 @@ def checkpoint(task: Task, progress: float | None = None) -> None:
 
 
 def stop_if_cancelled(task: Task) -> None:
-    """Raise Ignore if the task was cancelled (DELETE /task/<id>), leaving its state REVOKED.
+    """Raise Ignore if the task was cancelled, leaving its state REVOKED.
 
-    The API stores REVOKED; the worker is told too, but a solo pool reads control
-    messages only between tasks, so the stored state is what counts. Read before each
-    progress write, which would otherwise hide it (a cancel in the instant between the
-    read and the write is missed). Ignore keeps Celery from storing anything after.
+    DELETE /task/<id> stores REVOKED, which no later write replaces; the worker is told
+    too, but only a process that reads control messages while the task runs (not the
+    prefork pool's, not the solo pool) can know that way: the stored state is what counts.
+    A cancel by Celery's own `revoke` alone is stored here. Ignore keeps Celery from
+    storing anything after.
     """
     if task.request.id in revoked_tasks or task.backend.get_state(task.request.id) == states.REVOKED:
         task.backend.mark_as_revoked(task.request.id, "cancelled while running", request=task.request)
