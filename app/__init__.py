@@ -13,13 +13,13 @@ from typing import Any
 
 from flask import Flask
 
-from app import page, routes
+from app import routes
 from app.celery_app import celery_init_app
 from app.logs import configure_logging
 from app.observability import metrics
 from app.observability.tracing import init_tracing
 from app.settings import ConfigError, load_config
-from app.web import errors, health, openapi, request_id
+from app.web import contract, dependencies, request_id
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -40,10 +40,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         app.config["CELERY"] = {**app.config["CELERY"], **celery_overrides}
     celery_init_app(app)
     app.register_blueprint(routes.bp)
-    app.register_blueprint(page.bp)
-    app.register_blueprint(health.bp)
-    app.register_blueprint(openapi.bp)
-    errors.register_error_handlers(app)
+    app.register_blueprint(dependencies.bp)
+    app.register_blueprint(contract.bp)
+    contract.register_error_handlers(app)
     request_id.init_app(app)
     metrics.init_app(app)
     init_tracing(app)

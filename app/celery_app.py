@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from celery import Celery, Task
+from celery import Celery, Task, states, uuid
 from celery.worker.request import Request
 from flask import Flask, appcontext_popped, appcontext_pushed, current_app, has_app_context
+from kombu.exceptions import OperationalError
 
 from app.fixes import (
     amqp_blocked,  # noqa: F401  (a connection RabbitMQ blocks fails at once: see its docstring)
     kombu_poll,  # noqa: F401  (patches kombu's event loop in every worker: see its docstring)
 )
 from app.observability.worker_health import HeartbeatFile
-from app.runs import only_run
 from app.settings.celery_defaults import celery_settings
-from app.tasks import TRANSIENT_ERRORS, retry_countdown
+from app.tasking.errors import TRANSIENT_ERRORS
+from app.tasking.runs import NO_RETRY, only_run
 from app.web.request_id import MESSAGE_HEADER, remember_for_task
+
+logger = logging.getLogger(__name__)
 
 
 def celery_init_app(app: Flask) -> Celery:
@@ -27,18 +31,38 @@ def celery_init_app(app: Flask) -> Celery:
         # STARTED is stored by only_run() once it knows this run goes ahead, as
         # task_track_started says: Celery's tracer would store it before, over another run's.
         track_started = False
+        # Celery's own retries (a task option each; a task may set its own): RETRY with the
+        # attempt until the last, then FAILURE with the last cause. Backoff with full jitter.
+        autoretry_for = TRANSIENT_ERRORS
+        max_retries = app.config["RETRY_ATTEMPTS"] - 1
+        retry_backoff = app.config["RETRY_BACKOFF_SECONDS"]
+        retry_backoff_max = app.config["RETRY_BACKOFF_MAX_SECONDS"]
+        retry_jitter = True
 
         def __call__(self, *args: Any, **kwargs: Any) -> Any:
             # Not super().__call__: the worker has already pushed this task's request,
             # and pushing a new one would hide its id from the task.
             with app.app_context(), only_run(self):
-                try:
-                    return self.run(*args, **kwargs)
-                except TRANSIENT_ERRORS as error:
-                    # Stored as RETRY until the last attempt, then raised: FAILURE with this cause.
-                    countdown = retry_countdown(app.config, self.request.retries)
-                    retries = app.config["RETRY_ATTEMPTS"] - 1
-                    raise self.retry(exc=error, countdown=countdown, max_retries=retries) from error
+                return self.run(*args, **kwargs)
+
+        def apply_async(self, args: Any = None, kwargs: Any = None, task_id: str | None = None, **options: Any) -> Any:
+            """Record the id (PENDING) before the message is sent, so that GET tells a queued task from a typo.
+
+            Celery says PENDING for any id. Written first, so a fast worker's result is not
+            overwritten; once, not retried, so a stalled backend fails in one socket timeout;
+            a message sent again (a retry, a held-back duplicate) leaves the run's state
+            (app/fixes/final_states.py).
+            """
+            task_id = task_id or uuid()
+            self.backend.store_result(task_id, None, states.PENDING, retry_policy=NO_RETRY)
+            try:
+                sent = super().apply_async(args, kwargs, task_id=task_id, **options)
+            except OperationalError:  # not sent: an id never run must not look queued
+                if self.backend.get_state(task_id) == states.PENDING:
+                    self.backend.forget(task_id)
+                raise
+            logger.info("queued %s[%s]", self.name, task_id)
+            return sent
 
     celery_app = Celery(app.import_name, task_cls=FlaskTask)
     celery_app.config_from_object(celery_settings(app.config["CELERY"]))

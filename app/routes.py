@@ -1,4 +1,7 @@
-"""The task API: ``POST /task/`` starts the sample task, ``GET /task/<id>`` reports on it, ``DELETE`` cancels it."""
+"""The task API and its page: `POST /task/` starts the sample task; `GET`, `DELETE /task/<id>` serve every task.
+
+Expose a task of your own with one line: ``expose(bp, "/invoices/", render_invoice)``.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +11,16 @@ from typing import Any
 from celery import Celery, states
 from celery.backends.base import BaseKeyValueStoreBackend
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
-from flask import Blueprint, abort, current_app, request, url_for
+from flask import Blueprint, abort, current_app, render_template
 from kombu.exceptions import OperationalError
 
-from app.observability.metrics import PUBLISH_SECONDS
-from app.tasks import PROGRESS, backend_errors, sample_task, submit, submit_as
+from app.tasking import PROGRESS, backend_errors
+from app.tasks import sample_task
 from app.web.dependencies import dependency, mask_secrets
-from app.web.idempotency import parse_key, submit_once
-from app.web.parameters import sample_task_parameters
+from app.web.task_api import expose
 
-bp = Blueprint("tasks", __name__, url_prefix="/task")
+bp = Blueprint("tasks", __name__)
+expose(bp, "/task/", sample_task)
 
 
 def _celery() -> Celery:
@@ -26,28 +29,16 @@ def _celery() -> Celery:
     return celery_app
 
 
-@bp.post("/", strict_slashes=False)  # `POST /task` too: a redirect would be an HTML page
-def start_task() -> tuple[dict[str, Any], int, dict[str, str]]:
-    """Queue the sample task; answer its id and where to follow it."""
-    parameters = sample_task_parameters()
-    key = parse_key(request.headers["Idempotency-Key"]) if "Idempotency-Key" in request.headers else None
-    celery_app = _celery()
-    task = celery_app.tasks[sample_task.name]
-    # submit() writes to the backend first: if that fails, nothing is published.
-    with (
-        dependency("result backend", backend_errors(celery_app.backend), celery_app),
-        dependency("broker", (OperationalError,), celery_app),
-        PUBLISH_SECONDS.time(),
-    ):
-        if key is None:
-            task_id = submit(task, **parameters)
-        else:
-            task_id = submit_once(celery_app, key, parameters, lambda new_id: submit_as(new_id, task, **parameters))
-    location = url_for(".task_status", task_id=task_id)
-    return {"task_id": task_id, "state": "PENDING"}, 202, {"Location": location}
+@bp.get("/")
+def index() -> str:
+    """A page that starts the sample task, follows its progress and can cancel it, through this API."""
+    config = current_app.config
+    return render_template(
+        "index.html", seconds=config["SAMPLE_TASK_SECONDS"], max_seconds=config["SAMPLE_TASK_MAX_SECONDS"]
+    )
 
 
-@bp.get("/<uuid:task_id>")
+@bp.get("/task/<uuid:task_id>")
 def task_status(task_id: Any) -> dict[str, Any]:
     """Answer a submitted task's state, and its result or error once it has one."""
     celery_app = _celery()
@@ -68,7 +59,7 @@ def task_status(task_id: Any) -> dict[str, Any]:
     return body
 
 
-@bp.delete("/<uuid:task_id>")
+@bp.delete("/task/<uuid:task_id>")
 def cancel_task(task_id: Any) -> tuple[dict[str, Any], int]:
     """Cancel a queued or running task: 202; a finished one: 409; asking again answers the same.
 
@@ -95,7 +86,7 @@ def cancel_task(task_id: Any) -> tuple[dict[str, Any], int]:
 def _submitted_meta(celery_app: Celery, task_id: str) -> dict[str, Any]:
     """The task's stored state and result, or 404 for an id never submitted.
 
-    Celery says PENDING for any id, so submit() records each one. A key-value backend
+    Celery says PENDING for any id, so every message sent records its id (celery_app.FlaskTask). A key-value backend
     (Redis) tells both in one read: no record, never submitted (or its result expired).
     """
     backend = celery_app.backend

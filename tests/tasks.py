@@ -10,7 +10,7 @@ from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from flask import current_app, g, has_app_context
 
-from app.tasks import TransientError
+from app.tasking import TransientError
 from app.web.request_id import current_request_id
 
 

@@ -8,8 +8,8 @@ until one call had succeeded, each call of the process took 0.2-4.3 s with the d
 refusing, and 11 connect timeouts (22 s and more) with it stalled, before its 503.
 Here that first call connects once before: an unreachable database fails it at once (or
 after one connect timeout), and Celery's retries are left to the race they are for.
-It also keeps a final state (final_states.py): Celery locks the task's row before it
-writes but skips the write over a SUCCESS only. CELERY_DEFAULTS selects this class for
+It also moves a task's state only forward (final_states.py): Celery locks the task's row
+before it writes but skips the write over a SUCCESS only. CELERY_DEFAULTS selects this class for
 every ``db+`` URL.
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 from celery.backends.database import DatabaseBackend
 from celery.backends.database.session import SessionManager
 
-from app.fixes.final_states import FINAL_STATES
+from app.fixes.final_states import replaces
 
 
 class _ReachableFirstSessionManager(SessionManager):  # type: ignore[misc]
@@ -35,7 +35,7 @@ class _ReachableFirstSessionManager(SessionManager):  # type: ignore[misc]
 class ReachableFirstDatabaseBackend(DatabaseBackend):  # type: ignore[misc]
     """Celery's database backend whose first call fails at once when the database is unreachable.
 
-    And whose final states stay.
+    And whose task states only move forward.
     """
 
     session_manager: SessionManager
@@ -45,6 +45,6 @@ class ReachableFirstDatabaseBackend(DatabaseBackend):  # type: ignore[misc]
         self.session_manager = _ReachableFirstSessionManager(engine_callback=self.session_manager.engine_callback)
 
     def _update_result(self, task: Any, result: Any, state: str, **kwargs: Any) -> None:
-        """Celery's write of a task's row (locked, if it exists), unless the row holds a final state."""
-        if task.status not in FINAL_STATES:
+        """Celery's write of a task's row (locked, if it exists), unless its state is to stay."""
+        if replaces(task.status, state):
             super()._update_result(task, result, state, **kwargs)

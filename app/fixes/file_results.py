@@ -5,9 +5,9 @@ which empties it, then writes it: a reader in between, such as ``GET /task/<id>`
 the task reports its progress, reads an empty file, which ``task_result_exists()`` takes
 for a record that does not exist (404) and which does not decode as a state. Here a
 record is written to a file of its own in the same folder, then renamed over the old
-one (``os.replace``: atomic). A write takes a lock file of the folder first and leaves a
-final record alone (final_states.py), so that processes sharing the folder cannot write
-over each other's SUCCESS, FAILURE or REVOKED. CELERY_DEFAULTS selects this class for
+one (``os.replace``: atomic). A write takes a lock file of the folder first and moves a
+task's state only forward (final_states.py), so that processes sharing the folder cannot
+write over each other's SUCCESS, FAILURE or REVOKED. CELERY_DEFAULTS selects this class for
 ``file://`` URLs.
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 
 from celery.backends.filesystem import FilesystemBackend
 
-from app.fixes.final_states import is_final
+from app.fixes.final_states import replaces, status
 
 
 class WholeRecordFilesystemBackend(FilesystemBackend):  # type: ignore[misc]
@@ -32,7 +32,7 @@ class WholeRecordFilesystemBackend(FilesystemBackend):  # type: ignore[misc]
         written = path + (suffix.encode() if isinstance(path, bytes) else suffix)
         with self.open(self._filename(b".lock"), "ab") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # released as the file closes
-            if is_final(self.get(key)):
+            if not replaces(status(self.get(key)), status(value)):
                 return
             with self.open(written, "wb") as output:
                 output.write(value if isinstance(value, bytes) else str(value).encode())

@@ -9,12 +9,12 @@ POSTs here) until Redis drops the connection for overrunning its output buffer
 ``join()`` still work: they subscribe when they start to wait, then read the stored state.
 (Groups and chords sent from here still subscribe for each child: Celery does that itself.)
 
-A finished result is final (app/fixes/final_states.py): a duplicate run, a retry or a late
-progress write never replaces a SUCCESS, a FAILURE or a cancel's REVOKED. Celery reads the
-record before each write and skips the write over a SUCCESS only
-(KeyValueStoreBackend._store_result): two writers both pass that read. Here each write is
-one Lua script, which leaves a final record alone with nothing between its read and its
-write; Celery's read before it is skipped, so a write is one round trip.
+A task's state only moves forward (app/fixes/final_states.py): a duplicate run, a retry or
+a late progress write never replaces a SUCCESS, a FAILURE or a cancel's REVOKED, and a
+re-sent message's PENDING never replaces a run's state. Celery reads the record before
+each write and skips the write over a SUCCESS only (KeyValueStoreBackend._store_result):
+two writers both pass that read. Here each write is one Lua script, with nothing between
+its read and its write; Celery's read before it is skipped, so a write is one round trip.
 
 The same backend keeps the run leases of app/runs.py: a key per running task that expires
 unless its run renews it.
@@ -36,24 +36,29 @@ from redis.commands.core import Script
 
 from app.fixes.final_states import FINAL_STATES
 
-# True if the record under KEYS[1] holds a final state. Records are JSON (CELERY_DEFAULTS);
-# one that is not is not final.
-IS_FINAL = (
-    "local function is_final(key)\n"
-    "    local current = redis.call('GET', key)\n"
-    "    if not current then return false end\n"
-    "    local decoded, record = pcall(cjson.decode, current)\n"
-    "    return decoded and type(record) == 'table' and ("
-    + " or ".join(f"record.status == '{state}'" for state in sorted(FINAL_STATES))
-    + ")\n"
+# The status of a record (JSON: CELERY_DEFAULTS), or nil; whether a record is final; whether
+# a record may be replaced by a new one (final_states.replaces).
+STATES = (
+    "local function status(record)\n"
+    "    if not record then return nil end\n"
+    "    local decoded, meta = pcall(cjson.decode, record)\n"
+    "    if decoded and type(meta) == 'table' then return meta.status end\n"
+    "    return nil\n"
+    "end\n"
+    "local final = {" + ", ".join(f"{state} = true" for state in sorted(FINAL_STATES)) + "}\n"
+    "local function is_final(key) return final[status(redis.call('GET', key))] == true end\n"
+    "local function replaces(key, record)\n"
+    "    local current = status(redis.call('GET', key))\n"
+    "    if final[current] then return false end\n"
+    "    return status(record) ~= 'PENDING' or current == nil or current == 'PENDING'\n"
     "end\n"
 )
 # Celery's RedisBackend._set (a SETEX, or a SET when results never expire, then a PUBLISH
-# to waiters), unless the record already holds a final state.
+# to waiters), unless the stored record is to stay.
 SET_UNLESS_FINAL = (
-    IS_FINAL
+    STATES
     + """
-if is_final(KEYS[1]) then
+if not replaces(KEYS[1], ARGV[1]) then
     return 0
 end
 if tonumber(ARGV[2]) > 0 then
@@ -68,7 +73,7 @@ return 1
 # A run's lease (app/runs.py): -1 if the task's record is final, 0 once taken for ARGV[2] ms
 # under the run's token ARGV[1], else the milliseconds another run still holds it.
 CLAIM_RUN = (
-    IS_FINAL
+    STATES
     + """
 if is_final(KEYS[1]) then
     return -1

@@ -1,1 +1,1 @@
-"""Web plumbing shared by the blueprints: dependency errors, JSON errors, probes, the API description."""
+"""Web plumbing: exposing tasks, dependencies and probes, JSON errors, the API description, request ids."""

@@ -1,20 +1,44 @@
-"""The broker and the result backend as dependencies: when they are down, and saying so safely."""
+"""The broker and the result backend as dependencies: when they are down, and saying so safely.
+
+And the probes for orchestrators and load balancers: ``/healthz`` and ``/readyz``.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from celery import Celery
+from flask import Blueprint, current_app
 from werkzeug.exceptions import ServiceUnavailable
 
 from app.fixes.amqp_blocked import BrokerBlocked
 from app.observability.metrics import UNAVAILABLE
-from app.tasks import CONFIRM_TIMEOUT
+
+# A broker that took the connection but stopped answering must not hang a request: wait
+# this long for RabbitMQ's publisher confirm, then 503 (the Redis transport has socket
+# timeouts instead: BROKER_DEFAULTS).
+CONFIRM_TIMEOUT = 0.5
 
 logger = logging.getLogger(__name__)
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz() -> dict[str, str]:
+    """Liveness: the process serves requests. It checks no dependency on purpose."""
+    return {"status": "ok"}
+
+
+@bp.get("/readyz")
+def readyz() -> tuple[dict[str, Any], int]:
+    """Readiness: can the broker and the result backend be reached right now?"""
+    checks = readiness(current_app.extensions["celery"])
+    ready = all(state == "ok" for state in checks.values())
+    return {"status": "ok" if ready else "unavailable", "checks": checks}, 200 if ready else 503
 
 
 def mask_secrets(text: str, celery_app: Celery) -> str:

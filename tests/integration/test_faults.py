@@ -23,7 +23,7 @@ from celery.worker import WorkController
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app.tasks import sample_task, submit
+from app.tasks import sample_task
 from tests import ROOT
 from tests.integration import services
 from tests.integration.conftest import (
@@ -191,8 +191,8 @@ def test_tasks_past_their_time_limits_fail_clearly(write_config: WriteConfig, tm
     # Time limits need a pool that can interrupt or kill the task: prefork, as in production.
     with cli_worker(path, tmp_path / "worker.log", "--concurrency=2", "--include=tests.tasks", pool="prefork"):
         with app.app_context():
-            soft = submit(celery_app.tasks[sample_task.name])
-            hard = submit(celery_app.tasks[stubborn_task.name], 30)
+            soft = celery_app.tasks[sample_task.name].delay().id
+            hard = celery_app.tasks[stubborn_task.name].delay(30).id
         soft_error = wait_for_state(client, f"/task/{soft}", "FAILURE", timeout=30)["error"]
         hard_error = wait_for_state(client, f"/task/{hard}", "FAILURE", timeout=30)["error"]
     assert soft_error == {

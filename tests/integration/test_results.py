@@ -10,7 +10,7 @@ from celery.result import AsyncResult
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app.tasks import sample_task, submit
+from app.tasks import sample_task
 from tests.integration.conftest import wait_for_state
 
 pytestmark = pytest.mark.integration
@@ -37,7 +37,7 @@ def test_get_still_receives_the_result(
     monkeypatch.setitem(app.config, "SAMPLE_TASK_SECONDS", seconds)
     celery = app.extensions["celery"]
     with app.app_context():
-        task_id = submit(celery.tasks[sample_task.name])
+        task_id = celery.tasks[sample_task.name].delay().id
     if not seconds:
         # Stored before get() subscribes. Watched over HTTP: reading a result's state
         # caches it in that AsyncResult, whose get() would then answer from the cache.

@@ -10,7 +10,6 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app.tasks import submit
 from tests.integration.conftest import at_once, wait_for_state
 from tests.tasks import failing_task, flaky_task
 
@@ -35,7 +34,7 @@ def test_post_is_pending_then_succeeds_with_a_datetime(
 def test_failed_task_answers_failure_json(app: Flask, client: FlaskClient) -> None:
     """A task that raises reads as FAILURE with the exception's type and message."""
     with app.app_context():
-        task_id = submit(app.extensions["celery"].tasks[failing_task.name], "disk full")
+        task_id = app.extensions["celery"].tasks[failing_task.name].delay("disk full").id
     body = wait_for_state(client, f"/task/{task_id}", "FAILURE")
     assert body["error"] == {"type": "ValueError", "message": "disk full"}
 
@@ -73,7 +72,7 @@ def test_a_cancelled_task_on_the_solo_pool_stops_between_its_steps(client: Flask
 def test_a_transient_failure_is_retried_showing_the_attempt_then_succeeds(app: Flask, client: FlaskClient) -> None:
     """RETRY with the failed attempt between attempts (backoff from the config), then SUCCESS."""
     with app.app_context():
-        task_id = submit(app.extensions["celery"].tasks[flaky_task.name], 2)
+        task_id = app.extensions["celery"].tasks[flaky_task.name].delay(2).id
     retrying = wait_for_state(client, f"/task/{task_id}", "RETRY")
     assert retrying["attempt"] in {1, 2}
     assert retrying["error"]["type"] == "TransientError"
@@ -83,7 +82,7 @@ def test_a_transient_failure_is_retried_showing_the_attempt_then_succeeds(app: F
 def test_a_transient_failure_past_the_last_attempt_fails_with_its_cause(app: Flask, client: FlaskClient) -> None:
     """After the configured attempts (3 in this tier's config), FAILURE with the last error."""
     with app.app_context():
-        task_id = submit(app.extensions["celery"].tasks[flaky_task.name], 10)
+        task_id = app.extensions["celery"].tasks[flaky_task.name].delay(10).id
     body = wait_for_state(client, f"/task/{task_id}", "FAILURE")
     assert body["error"] == {"type": "TransientError", "message": "dependency away (attempt 3)"}
 

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+import uuid
 from types import SimpleNamespace
 
 import pytest
+from celery import Task, states
 from celery.backends.redis import RedisBackend
 from celery.exceptions import Retry
 from celery.signals import task_retry
+from celery.utils import time as celery_time
 from celery.worker.consumer import Connection, Consumer
 from flask import Flask, g
+from kombu.exceptions import OperationalError
 
-from app import create_app, tasks
+from app import create_app
 from app.celery_app import RequestWithId
 from app.fixes.database_results import ReachableFirstDatabaseBackend
 from app.fixes.redis_results import PublisherRedisBackend, PublisherSentinelBackend
@@ -231,19 +236,87 @@ def test_every_task_of_the_factory_remembers_the_request_id_of_its_messages(app:
     assert celery_app.tasks[failing_task.name].Request is RequestWithId
 
 
-def test_each_retry_waits_the_drawn_backoff(write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The n-th retry is scheduled retry_countdown() seconds later (here its ceiling: 2, 4, 8 s), as task_retry says."""
-    monkeypatch.setattr(tasks.random, "uniform", lambda low, high: high)
-    write_config({**IN_MEMORY_CONFIG, "retry_backoff_seconds": 2})
+@pytest.mark.parametrize(
+    ("failures", "state", "result"),
+    [(2, "SUCCESS", 3), (4, "SUCCESS", 5), (5, "FAILURE", "dependency away (attempt 5)")],
+    ids=["recovers", "recovers-at-the-last-attempt", "fails-after-the-last-attempt"],
+)
+def test_a_transient_error_is_retried_up_to_the_configured_attempts(
+    write_config: WriteConfig, failures: int, state: str, result: object
+) -> None:
+    """Five attempts by default: TransientError is retried until one succeeds or the last fails with its cause."""
+    write_config()
     app = create_app({"CELERY": {**EAGER, "task_eager_propagates": False}})
-    waits: list[float] = []
+    outcome = app.extensions["celery"].tasks[flaky_task.name].delay(failures)
+    assert outcome.state == state
+    assert (str(outcome.result) if state == "FAILURE" else outcome.result) == result
+
+
+@pytest.mark.parametrize(
+    ("top", "waits"), [(True, [2, 4, 8, 10]), (False, [0, 0, 0, 0])], ids=["longest-draw", "shortest-draw"]
+)
+def test_each_retry_waits_a_backoff_drawn_up_to_its_doubling_ceiling(
+    write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch, top: bool, waits: list[int]
+) -> None:
+    """The n-th retry waits a random time from 0 to retry_backoff_seconds * 2**n, at most the configured maximum."""
+    monkeypatch.setattr(celery_time.random, "randrange", lambda stop: stop - 1 if top else 0)
+    write_config({**IN_MEMORY_CONFIG, "retry_backoff_seconds": 2, "retry_backoff_max_seconds": 10})
+    app = create_app({"CELERY": {**EAGER, "task_eager_propagates": False}})
+    seen: list[float] = []
 
     def record(sender: object, reason: Retry, **details: object) -> None:
-        waits.append(reason.when)
+        seen.append(reason.when)
 
     task_retry.connect(record, weak=False)
     try:
-        assert app.extensions["celery"].tasks[flaky_task.name].delay(3).result == 4
+        assert app.extensions["celery"].tasks[flaky_task.name].delay(4).result == 5
     finally:
         task_retry.disconnect(record)
-    assert waits == [2, 4, 8]
+    assert seen == waits
+
+
+def test_a_message_sent_is_recorded_first_so_its_id_is_known(
+    write_config: WriteConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`.delay()` of any task records its id before publishing it: a queued task is known, an unknown id is not."""
+    caplog.set_level(logging.INFO, logger="app.celery_app")
+    write_config()
+    celery_app = create_app().extensions["celery"]
+    task_id = celery_app.tasks[failing_task.name].delay("never run").id
+    assert celery_app.AsyncResult(task_id).state == states.PENDING
+    assert celery_app.AsyncResult(task_id).exists()
+    assert not celery_app.AsyncResult(str(uuid.uuid4())).exists()
+    assert f"queued {failing_task.name}[{task_id}]" in caplog.messages
+
+
+def test_a_message_the_broker_refused_leaves_no_record(
+    write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The broker refuses the message: the id is forgotten (it must not look queued) and the error raised."""
+    write_config()
+    celery_app = create_app().extensions["celery"]
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OperationalError("broker unreachable")
+
+    monkeypatch.setattr(Task, "apply_async", refuse)  # Celery's own publish, below the factory's
+    with pytest.raises(OperationalError):
+        celery_app.tasks[failing_task.name].apply_async(("x",), task_id="refused-id")
+    assert not celery_app.AsyncResult("refused-id").exists()
+
+
+def test_a_message_sent_again_while_the_task_runs_keeps_its_record(
+    write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A retry or a held-back duplicate whose publish fails leaves the running task's state (no forget)."""
+    write_config()
+    celery_app = create_app().extensions["celery"]
+    celery_app.backend.store_result("running-id", {"progress": 0.5}, "PROGRESS")
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OperationalError("broker unreachable")
+
+    monkeypatch.setattr(Task, "apply_async", refuse)
+    with pytest.raises(OperationalError):
+        celery_app.tasks[failing_task.name].apply_async(("x",), task_id="running-id")
+    assert celery_app.AsyncResult("running-id").state == "PROGRESS"

@@ -1,4 +1,4 @@
-"""A broker or result backend that refuses connections (app/web/dependencies.py, app/web/health.py).
+"""A broker or result backend that refuses connections (app/web/dependencies.py).
 
 Stalled services (accepting connections, never answering) are covered by the integration
 tier with paused containers.
@@ -10,7 +10,6 @@ import importlib
 import sys
 import time
 import uuid
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -23,9 +22,12 @@ from kombu.utils import functional as kombu_functional
 from redis.exceptions import ResponseError
 from sqlalchemy import exc as database
 
-from app import create_app, tasks
+from app import celery_app as celery_app_module
+from app import create_app
 from app.fixes.amqp_blocked import REASON, BrokerBlocked
-from app.tasks import backend_errors
+from app.tasking import backend_errors
+from app.tasks import sample_task
+from app.web import dependencies
 from app.web.dependencies import mask_secrets
 from tests.unit.conftest import IN_MEMORY_CONFIG, WriteConfig
 
@@ -52,7 +54,7 @@ def test_post_with_broker_down_is_503_and_leaves_no_record(
     """The broker refuses: 503 JSON, and the id recorded before publishing is forgotten."""
     app = app_with(write_config, broker_url=REFUSING_BROKER)
     task_id = uuid.uuid4()
-    monkeypatch.setattr(tasks, "uuid", SimpleNamespace(uuid4=lambda: task_id))  # this module's ids only
+    monkeypatch.setattr(celery_app_module, "uuid", lambda: str(task_id))  # the factory's ids only
     started = time.monotonic()
     response = app.test_client().post("/task/")
     assert time.monotonic() - started < 3
@@ -116,12 +118,13 @@ def test_passwords_an_error_repeats_are_masked(
     """Whatever a client library's error says, /readyz and the logs show the passwords as **."""
     client = app_with(write_config, broker_url=REFUSING_BROKER, result_backend=REFUSING_BACKEND).test_client()
 
-    def fail_naming_urls(*args: object) -> None:
+    def fail_naming_urls(*args: object, **kwargs: object) -> None:
         raise OperationalError(f"cannot reach {REFUSING_BROKER} nor {REFUSING_BACKEND}")
 
-    probes = ("app.web.dependencies._ping_broker", "app.web.dependencies._ping_backend", "app.routes.submit")
-    for name in probes:
+    for name in ("app.web.dependencies._ping_broker", "app.web.dependencies._ping_backend"):
         monkeypatch.setattr(name, fail_naming_urls)
+    sample = client.application.extensions["celery"].tasks[sample_task.name]
+    monkeypatch.setattr(type(sample), "apply_async", fail_naming_urls)  # the record and the publish
     checks = client.get("/readyz").json["checks"]
     assert_unavailable(client.post("/task/"), "broker")
     masked = "OperationalError: cannot reach amqp://user:**@127.0.0.1:1// nor redis://:**@127.0.0.1:1/0"
@@ -267,4 +270,4 @@ def test_readyz_publishes_to_rabbitmq_which_alone_tells_it_is_blocking_publisher
     monkeypatch.setattr(Connection, "ensure_connection", lambda connection, **options: connection)
     monkeypatch.setattr(Connection, "default_channel", Channel())
     assert client.get("/readyz").json["checks"]["broker"] == check
-    assert publishes == [(("message", b""), "", "", {"confirm_timeout": tasks.CONFIRM_TIMEOUT})] * published
+    assert publishes == [(("message", b""), "", "", {"confirm_timeout": dependencies.CONFIRM_TIMEOUT})] * published

@@ -12,7 +12,7 @@ from celery import states
 from flask import Flask
 
 from app import create_app
-from app.fixes.final_states import is_final
+from app.fixes.final_states import replaces, status
 from tests.unit.conftest import IN_MEMORY_CONFIG, WriteConfig
 
 BACKENDS = ["redis", "cache", "file", "database"]
@@ -97,18 +97,47 @@ def test_a_cancel_racing_the_tasks_end_answers_the_state_that_stays(
         assert (response.status_code, response.json["state"], stored) == (202, states.REVOKED, states.REVOKED)
 
 
+@pytest.mark.parametrize("running", [states.STARTED, "PROGRESS", states.RETRY], ids=str.lower)
+def test_a_message_sent_again_leaves_the_runs_state(app: Flask, running: str) -> None:
+    """PENDING (recorded as any message is sent: a retry, a held-back duplicate) never replaces a run's state."""
+    backend, task_id = app.extensions["celery"].backend, str(uuid.uuid4())
+    backend.store_result(task_id, None, states.PENDING)
+    backend.store_result(task_id, None, running)
+    backend.store_result(task_id, None, states.PENDING)
+    assert backend.get_task_meta(task_id)["status"] == running
+
+
 @pytest.mark.parametrize(
-    ("record", "final"),
+    ("record", "state"),
     [
-        (None, False),
-        (b"not json", False),
-        (b'"a string"', False),
-        (b'{"status": "STARTED"}', False),
-        (b'{"status": "SUCCESS"}', True),
-        ('{"status": "REVOKED"}', True),
+        (None, None),
+        (b"not json", None),
+        (b'"a string"', None),
+        (b'{"status": "STARTED"}', "STARTED"),
+        ('{"status": "REVOKED"}', "REVOKED"),
     ],
-    ids=["nothing", "not-json", "not-a-mapping", "started", "success-bytes", "revoked-text"],
+    ids=["nothing", "not-json", "not-a-mapping", "bytes", "text"],
 )
-def test_a_record_is_final_by_its_status(record: bytes | str | None, final: bool) -> None:
-    """Only a JSON mapping whose status is SUCCESS, FAILURE or REVOKED is final."""
-    assert is_final(record) is final
+def test_a_records_state_is_its_status(record: bytes | str | None, state: str | None) -> None:
+    """A JSON mapping's status; nothing for anything else."""
+    assert status(record) == state
+
+
+@pytest.mark.parametrize(
+    ("current", "new", "replaced"),
+    [
+        (None, states.PENDING, True),
+        (states.PENDING, states.PENDING, True),
+        (states.STARTED, states.PENDING, False),
+        (states.RETRY, states.STARTED, True),
+        (states.STARTED, states.SUCCESS, True),
+        (states.SUCCESS, states.REVOKED, False),
+        (states.REVOKED, states.SUCCESS, False),
+        (states.FAILURE, None, False),
+        (None, None, True),
+    ],
+    ids=lambda value: str(value),
+)
+def test_states_only_move_forward(current: str | None, new: str | None, replaced: bool) -> None:
+    """Nothing replaces a final state; PENDING replaces only nothing or PENDING; the rest gives way."""
+    assert replaces(current, new) is replaced

@@ -7,10 +7,12 @@ import json
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from celery import Task
 from flask import Flask
 from flask.testing import FlaskClient
 from kombu.exceptions import OperationalError
@@ -23,12 +25,23 @@ from app.web import idempotency
 from tests.unit.conftest import IN_MEMORY_CONFIG, WriteConfig
 
 
+@dataclass
+class Sent:
+    """What apply_async answers: the task's id."""
+
+    id: str
+
+
 @pytest.fixture
 def published(app: Flask, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The ids of the sample tasks published (recorded, not run)."""
     ids: list[str] = []
-    task = app.extensions["celery"].tasks["app.tasks.sample_task"]
-    monkeypatch.setattr(task, "apply_async", lambda args, kwargs, task_id, **options: ids.append(task_id))
+
+    def publish(task: Task, args: object, kwargs: object, task_id: str, **options: object) -> Sent:
+        ids.append(task_id)
+        return Sent(task_id)
+
+    monkeypatch.setattr(Task, "apply_async", publish)  # Celery's own, below the factory's (which records the id)
     return ids
 
 
@@ -119,12 +132,13 @@ def refuse_the_first_publish(task: Any, monkeypatch: pytest.MonkeyPatch) -> list
     """Make `task`'s first publish fail as a refusing broker does; answer the ids of every attempt."""
     attempts: list[str] = []
 
-    def refuse_once(args: object, kwargs: object, task_id: str, **options: object) -> None:
+    def refuse_once(task: Task, args: object, kwargs: object, task_id: str, **options: object) -> Sent:
         attempts.append(task_id)
         if len(attempts) == 1:
             raise OperationalError("broker unreachable")
+        return Sent(task_id)
 
-    monkeypatch.setattr(task, "apply_async", refuse_once)
+    monkeypatch.setattr(Task, "apply_async", refuse_once)  # Celery's own publish, below the factory's
     return attempts
 
 

@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 from kombu.exceptions import OperationalError
 
 from app import create_app
+from app.tasks import sample_task
 from tests import ROOT
 from tests.metrics import moved, scrape
 from tests.tasks import failing_task, flaky_task
@@ -52,7 +53,8 @@ def test_a_503_is_counted_by_the_dependency_that_was_down(client: FlaskClient, m
     def refuse(*args: object, **kwargs: object) -> None:
         raise OperationalError("broker unreachable")
 
-    monkeypatch.setattr("app.routes.submit", refuse)
+    sample = client.application.extensions["celery"].tasks[sample_task.name]
+    monkeypatch.setattr(type(sample), "apply_async", refuse)
     before = scrape(client)
     assert client.post("/task/").status_code == 503
     assert moved(before, scrape(client), "dependency_unavailable_total", dependency="broker") == 1
@@ -61,8 +63,6 @@ def test_a_503_is_counted_by_the_dependency_that_was_down(client: FlaskClient, m
 def test_a_task_whose_start_this_process_never_saw_is_counted_but_not_timed(client: FlaskClient) -> None:
     """task_postrun without task_prerun (the start was seen by another process): a final state, no run time."""
     from celery.signals import task_postrun
-
-    from app.tasks import sample_task
 
     before = scrape(client)
     task_postrun.send(sender=sample_task, task_id="never-started-here", task=sample_task, state="SUCCESS")

@@ -1,21 +1,15 @@
-"""The sample task and submission (app/tasks.py)."""
+"""The sample task (app/tasks.py), and checkpoint(): progress and cancel (app/tasking/progress.py)."""
 
 from __future__ import annotations
-
-import logging
-import uuid
-from types import SimpleNamespace
 
 import pytest
 from celery.exceptions import TaskRevokedError
 from flask import Flask
 from flask.testing import FlaskClient
 from freezegun import freeze_time
-from kombu.exceptions import OperationalError
 
-from app import create_app, tasks
-from tests.tasks import flaky_task
-from tests.unit.conftest import EAGER, WriteConfig
+from app import tasks
+from app.tasking import progress
 
 
 @pytest.mark.parametrize(
@@ -64,7 +58,7 @@ def test_a_task_goes_on_while_the_result_backend_is_away(
     result = tasks.sample_task.apply()
     assert result.successful()
     assert len(slept) == tasks.PROGRESS_STEPS
-    warnings = [record.getMessage() for record in caplog.records if record.name == "app.tasks"]
+    warnings = [record.getMessage() for record in caplog.records if record.name == "app.tasking.progress"]
     expected = tasks.PROGRESS_STEPS + (failing == "get_state")  # the check after the last step reads too
     assert (
         warnings
@@ -97,7 +91,7 @@ def test_a_task_only_its_worker_was_told_to_cancel_stores_why_and_what_it_was(
 ) -> None:
     """Revoked in its worker alone (`celery control revoke`): it stops, stored as cancelled while running, as it was."""
     revoked: set[str] = set()  # the worker's revoked ids
-    monkeypatch.setattr(tasks, "revoked_tasks", revoked)
+    monkeypatch.setattr(progress, "revoked_tasks", revoked)
     monkeypatch.setattr(tasks.time, "sleep", lambda seconds: revoked.add(tasks.sample_task.request.id))
     task_id = client.post("/task/", json={"seconds": 0.5}).json["task_id"]
     result = app.extensions["celery"].AsyncResult(task_id)
@@ -109,87 +103,8 @@ def test_a_task_only_its_worker_was_told_to_cancel_stores_why_and_what_it_was(
     assert (result.name, result.args, result.kwargs) == (tasks.sample_task.name, [], {"seconds": 0.5})
 
 
-def test_a_publish_waits_at_most_the_confirm_timeout(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The task is published asking RabbitMQ's confirm within 0.5 s (a stalled broker: integration tier, 503)."""
-    task = app.extensions["celery"].tasks[tasks.sample_task.name]
-    published: list[dict[str, object]] = []
-    monkeypatch.setattr(task, "apply_async", lambda args, kwargs, **options: published.append(options))
-    task_id = tasks.submit_as("some-id", task, seconds=1)
-    assert (task_id, published) == ("some-id", [{"task_id": "some-id", "confirm_timeout": 0.5}])
-
-
-def test_each_queued_task_is_logged_with_its_name_and_id(
-    app: Flask, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    """Once published, one INFO line names the task and its id: the API's half of the task's story in the logs."""
-    caplog.set_level(logging.INFO, logger=tasks.__name__)
-    task = app.extensions["celery"].tasks[tasks.sample_task.name]
-    monkeypatch.setattr(task, "apply_async", lambda args, kwargs, **options: None)
-    tasks.submit_as("some-id", task)
-    assert [(record.name, record.levelname, record.getMessage()) for record in caplog.records] == [
-        (tasks.__name__, "INFO", f"queued {task.name}[some-id]")
-    ]
-
-
 @freeze_time("2026-01-02 03:04:05")
 def test_sample_task_returns_the_current_utc_time(client: FlaskClient) -> None:
     """The result is the (frozen) time the task finished, as ISO-8601 UTC."""
     location = client.post("/task/").headers["Location"]
     assert client.get(location).json["result"] == "2026-01-02T03:04:05+00:00"
-
-
-def test_submitted_id_exists_before_any_worker_runs_it(write_config: WriteConfig) -> None:
-    """submit() records the id, so a queued task is known to the result backend."""
-    write_config()
-    celery_app = create_app().extensions["celery"]
-    task_id = tasks.submit(celery_app.tasks[tasks.sample_task.name])
-    assert celery_app.AsyncResult(task_id).exists()
-    assert not celery_app.AsyncResult(str(uuid.uuid4())).exists()
-
-
-def test_failed_publish_leaves_no_record(write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch) -> None:
-    """When the broker refuses the message, the id is forgotten and the error raised."""
-    write_config()
-    celery_app = create_app({"CELERY": EAGER}).extensions["celery"]
-    task = celery_app.tasks[tasks.sample_task.name]
-    task_id = uuid.uuid4()
-    monkeypatch.setattr(tasks, "uuid", SimpleNamespace(uuid4=lambda: task_id))  # this module's ids only
-
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise OperationalError("broker unreachable")
-
-    monkeypatch.setattr(task, "apply_async", refuse)
-    with pytest.raises(OperationalError):
-        tasks.submit(task)
-    assert not celery_app.AsyncResult(str(task_id)).exists()
-
-
-@pytest.mark.parametrize(
-    ("failures", "state", "result"),
-    [(2, "SUCCESS", 3), (4, "SUCCESS", 5), (5, "FAILURE", "dependency away (attempt 5)")],
-    ids=["recovers", "recovers-at-the-last-attempt", "fails-after-the-last-attempt"],
-)
-def test_a_transient_error_is_retried_up_to_the_configured_attempts(
-    write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch, failures: int, state: str, result: object
-) -> None:
-    """Five attempts by default: TransientError is retried until one succeeds or the last fails with its cause."""
-    monkeypatch.setattr(tasks.random, "uniform", lambda low, high: 0)  # eager runs ignore countdowns anyway
-    write_config()
-    app = create_app({"CELERY": {**EAGER, "task_eager_propagates": False}})
-    outcome = app.extensions["celery"].tasks[flaky_task.name].delay(failures)
-    assert outcome.state == state
-    assert (str(outcome.result) if state == "FAILURE" else outcome.result) == result
-
-
-@pytest.mark.parametrize(
-    ("retries", "ceiling"), [(0, 1), (1, 2), (3, 8), (5, 32), (6, 60), (20, 60)], ids=lambda value: str(value)
-)
-def test_retry_backoff_doubles_up_to_its_maximum_with_full_jitter(
-    monkeypatch: pytest.MonkeyPatch, retries: int, ceiling: float
-) -> None:
-    """The n-th retry waits a random time from 0 to 1 s * 2**n, never more than 60 s (the defaults)."""
-    drawn: list[tuple[float, float]] = []
-    monkeypatch.setattr(tasks.random, "uniform", lambda low, high: drawn.append((low, high)) or high / 2)
-    config = {"RETRY_BACKOFF_SECONDS": 1, "RETRY_BACKOFF_MAX_SECONDS": 60}
-    assert tasks.retry_countdown(config, retries) == ceiling / 2
-    assert drawn == [(0, ceiling)]

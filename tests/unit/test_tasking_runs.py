@@ -1,4 +1,4 @@
-"""A task runs once (app/runs.py): not after it finished, never beside another run; traced as a worker does."""
+"""A task runs once (app/tasking/runs.py): not after it finished, never beside another run; traced as a worker does."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from flask import Flask
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from app import create_app, runs
+from app import create_app
+from app.tasking import runs
 from tests.tasks import RUNS, counted_task
 from tests.unit.conftest import IN_MEMORY_CONFIG, WriteConfig
 
@@ -62,7 +63,7 @@ def test_a_message_of_a_finished_task_is_dropped_without_running(
     app: Flask, final: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Stored SUCCESS, FAILURE or REVOKED: the task does not run, its record stays, the worker says so."""
-    caplog.set_level(logging.INFO, logger="app.runs")
+    caplog.set_level(logging.INFO, logger="app.tasking.runs")
     task_id = str(uuid.uuid4())
     backend = app.extensions["celery"].backend
     backend.store_result(task_id, "first run" if final == states.SUCCESS else ValueError("first run"), final)
@@ -141,7 +142,7 @@ def test_a_duplicate_while_another_run_holds_the_lease_is_sent_again_for_later(
     redis_app: Flask, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Another run holds the lease: this message does not run now; it is published again, as it was, for later."""
-    caplog.set_level(logging.INFO, logger="app.runs")
+    caplog.set_level(logging.INFO, logger="app.tasking.runs")
     celery_app = redis_app.extensions["celery"]
     task_id = str(uuid.uuid4())
     assert celery_app.backend.claim_run(task_id, "the-first-run", 4.0) == 0
@@ -171,12 +172,12 @@ def test_the_lease_is_renewed_while_the_run_goes_on(
     """A run longer than the lease keeps it: renewed every RENEW_EVERY_SECONDS to LEASE_SECONDS."""
     monkeypatch.setattr(runs, "RENEW_EVERY_SECONDS", 0.01)
     backend = redis_app.extensions["celery"].backend
-    renewed = threading.Event()
+    renewals = threading.Semaphore(0)
     renew = backend.renew_run
 
     def renew_and_tell(*args: Any) -> bool:
         renewed_lease: bool = renew(*args)
-        renewed.set()
+        renewals.release()
         return renewed_lease
 
     monkeypatch.setattr(backend, "renew_run", renew_and_tell)
@@ -185,8 +186,11 @@ def test_the_lease_is_renewed_while_the_run_goes_on(
     seen: list[int] = []
 
     def wait_for_a_renewal(key: str) -> int:
+        while renewals.acquire(blocking=False):  # those before this point
+            pass
         redis.pexpire(lease, 1000)  # shorter than LEASE_SECONDS: a renewal makes it long again
-        assert renewed.wait(timeout=30)
+        # Two more: the second started after the PEXPIRE above.
+        assert renewals.acquire(timeout=30) and renewals.acquire(timeout=30)
         seen.append(redis.pttl(lease))
         return 1
 
@@ -205,7 +209,7 @@ def test_a_lease_lost_while_running_is_logged(
     logged = threading.Event()
     handler = logging.Handler()
     handler.emit = lambda record: logged.set()  # type: ignore[method-assign]
-    logging.getLogger("app.runs").addHandler(handler)
+    logging.getLogger("app.tasking.runs").addHandler(handler)
 
     def lose_the_lease(key: str) -> int:
         redis.delete(lease)
@@ -216,7 +220,7 @@ def test_a_lease_lost_while_running_is_logged(
     try:
         run(redis_app, task_id)
     finally:
-        logging.getLogger("app.runs").removeHandler(handler)
+        logging.getLogger("app.tasking.runs").removeHandler(handler)
     assert f"the run lease of {task_id} lapsed: another run may start" in caplog.messages
 
 

@@ -28,7 +28,7 @@ from typing import Any
 from celery import Task, states
 from celery.exceptions import Ignore
 
-from app.tasks import backend_errors
+from app.tasking.errors import backend_errors
 
 # A lease outlives its run's last renewal by this long: the time a dead run's task waits.
 LEASE_SECONDS = 10.0

@@ -1,0 +1,57 @@
+"""What a client may rely on: every error is JSON, and ``GET /openapi.json`` describes every route.
+
+app/web/openapi.yaml describes the routes written by hand; each task exposed with
+``expose()`` (task_api.py) is described from its signature, with the operation that
+``x-start-task`` in the YAML gives every such POST.
+"""
+
+from __future__ import annotations
+
+import copy
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from flask import Blueprint, Flask, current_app, json
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
+
+bp = Blueprint("contract", __name__)
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Answer JSON for every HTTP error, unhandled exceptions (500) included."""
+    app.register_error_handler(HTTPException, http_error_as_json)
+
+
+def http_error_as_json(error: HTTPException) -> Response:
+    """Keep the status and headers (``Allow`` on 405) of ``error``, with a JSON body."""
+    response = error.get_response()
+    response.data = json.dumps({"error": {"code": error.code, "name": error.name, "message": error.description}})
+    response.content_type = "application/json"
+    return response
+
+
+@cache
+def _written() -> dict[str, Any]:
+    spec: dict[str, Any] = yaml.safe_load(Path(__file__).with_name("openapi.yaml").read_text(encoding="utf-8"))
+    return spec
+
+
+@bp.get("/openapi.json")
+def openapi() -> dict[str, Any]:
+    """The OpenAPI 3.1 description of this app's API, each exposed task's parameters as this app checks them."""
+    spec = copy.deepcopy(_written())
+    start = spec.pop("x-start-task")
+    for rule in current_app.url_map.iter_rules():
+        parameters = getattr(current_app.view_functions[rule.endpoint], "parameters", None)
+        if parameters is None:
+            continue
+        schema = parameters.model_json_schema(ref_template="#/components/schemas/{model}")
+        spec["components"]["schemas"].update(schema.pop("$defs", {}))
+        operation = copy.deepcopy(start)
+        operation.update(summary=f"Start {parameters.__name__}", operationId=rule.endpoint)
+        operation["requestBody"]["content"]["application/json"]["schema"] = schema
+        spec["paths"].setdefault(rule.rule, {})["post"] = operation
+    return spec

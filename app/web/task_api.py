@@ -1,0 +1,116 @@
+"""Exposing a task over HTTP: one call gives it a POST endpoint with every guarantee.
+
+    expose(bp, "/invoices/", render_invoice)
+
+The task's own signature is the request's schema (pydantic): the JSON body's keys are its
+keyword arguments, checked before anything is queued (400 naming the parameter), and
+``GET /openapi.json`` describes them. The POST answers 202 with the task id and its
+``Location``, or 503 when the result backend or the broker is down (nothing queued); an
+``Idempotency-Key`` makes a repeated POST answer the first one's task.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import typing
+from typing import Any
+
+from celery import Task
+from flask import Blueprint, abort, current_app, request, url_for
+from kombu.exceptions import OperationalError
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+
+from app.observability.metrics import PUBLISH_SECONDS
+from app.tasking import backend_errors
+from app.web.dependencies import CONFIRM_TIMEOUT, dependency
+from app.web.idempotency import parse_key, submit_once
+
+# JSON gives no NaN, no infinities, and no "5" for 5.
+STRICT_JSON = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+
+def expose(bp: Blueprint, rule: str, task: Task) -> None:
+    """Serve ``POST rule`` on ``bp``: start ``task`` with the body's keyword arguments."""
+    parameters = parameters_of(task)
+
+    def start() -> tuple[dict[str, Any], int, dict[str, str]]:
+        kwargs = _validated(parameters)
+        key = parse_key(request.headers["Idempotency-Key"]) if "Idempotency-Key" in request.headers else None
+        celery_app = current_app.extensions["celery"]
+        own = celery_app.tasks[task.name]  # this app's, not the process's default app's
+
+        def send(task_id: str | None = None) -> str:
+            return str(own.apply_async(kwargs=kwargs, task_id=task_id, confirm_timeout=CONFIRM_TIMEOUT).id)
+
+        # The id record is written first (celery_app.FlaskTask): if that fails, nothing is published.
+        with (
+            dependency("result backend", backend_errors(celery_app.backend), celery_app),
+            dependency("broker", (OperationalError,), celery_app),
+            PUBLISH_SECONDS.time(),
+        ):
+            task_id = send() if key is None else submit_once(celery_app, key, {task.name: kwargs}, send)
+        return (
+            {"task_id": task_id, "state": "PENDING"},
+            202,
+            {"Location": url_for("tasks.task_status", task_id=task_id)},
+        )
+
+    start.__doc__ = f"Start {task.name}."
+    start.parameters = parameters  # type: ignore[attr-defined]  # for the OpenAPI description (web/openapi.py)
+    endpoint = f"start_{task.name.rsplit('.', 1)[-1]}"
+    # `POST /task` too: a redirect to the slash would answer an HTML page.
+    bp.add_url_rule(rule, endpoint, start, methods=["POST"], strict_slashes=False)
+
+
+def parameters_of(task: Task) -> type[BaseModel]:
+    """A pydantic model of the task's keyword arguments, from its signature (a bound task's ``self`` left out)."""
+    hints = typing.get_type_hints(task.run, include_extras=True)
+    fields: dict[str, Any] = {
+        parameter.name: (
+            hints.get(parameter.name, Any),
+            ... if parameter.default is parameter.empty else parameter.default,
+        )
+        for parameter in inspect.signature(task.run).parameters.values()
+        if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
+    }
+    return create_model(task.name, __config__=STRICT_JSON, **fields)
+
+
+def _validated(parameters: type[BaseModel]) -> dict[str, Any]:
+    """The body as keyword arguments, or 400 naming each parameter at fault."""
+    try:
+        return parameters.model_validate(json_object()).model_dump(exclude_unset=True)
+    except ValidationError as error:
+        problems = [f"{'.'.join(map(str, problem['loc'])) or 'body'}: {problem['msg']}" for problem in error.errors()]
+        abort(400, description="Parameter " + "; parameter ".join(problems) + ".")
+
+
+def json_object() -> dict[str, Any]:
+    """The body as a JSON object; no body at all reads as an empty one.
+
+    413 past MAX_CONTENT_LENGTH (Flask, as the body is read), 415 for another content
+    type, 400 for anything else that is not a JSON object.
+    """
+    data = request.get_data()
+    # Werkzeug cuts a body sent without Content-Length (chunked) at the limit, silently:
+    # whatever follows the cut makes it too large.
+    cut_at_limit = request.content_length is None and len(data) >= current_app.config["MAX_CONTENT_LENGTH"]
+    if cut_at_limit and request.environ["wsgi.input"].read(1):
+        abort(413)
+    if not data:
+        return {}
+    if not request.is_json:
+        abort(415, description="Send parameters as application/json.")
+    try:
+        body = json.loads(data, parse_constant=_refuse)
+    except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested past Python's limit
+        abort(400, description="The body is not valid JSON.")
+    if not isinstance(body, dict):
+        abort(400, description="The body must be a JSON object.")
+    return body
+
+
+def _refuse(constant: str) -> float:
+    """NaN and Infinity are not JSON, though Python's parser takes them."""
+    raise ValueError(constant)
