@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from celery.app.defaults import NAMESPACES, Option
 
 from app.settings import ConfigError, load_config
 from app.settings.celery_defaults import (
@@ -128,6 +129,16 @@ def test_celery_settings_of_a_type_celery_uses_are_accepted(write_config: WriteC
     """Values of Celery's declared type, of its default's type, or that Celery also takes, pass."""
     path = write_config(config_with(celery={**IN_MEMORY_CONFIG["celery"], key: value}))
     assert load_config({"FLASK_CONFIG": str(path)})["CELERY"][key] == value
+
+
+def test_a_setting_of_a_type_unknown_here_takes_any_value(
+    write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A newer Celery's setting of a type the check does not know: any value passes, for Celery to check, silently."""
+    monkeypatch.setitem(NAMESPACES["worker"], "future_setting", Option(None, type="float_or_none"))
+    path = write_config(celery_with(worker_future_setting=[1.5]))
+    assert load_config({"FLASK_CONFIG": str(path)})["CELERY"]["worker_future_setting"] == [1.5]
+    assert caplog.records == []
 
 
 def test_factory_defaults_pass_the_check(write_config: WriteConfig) -> None:
