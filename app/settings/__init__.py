@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from app.settings.celery_checks import check_celery_settings
 from app.settings.consistency import consistent
-from app.settings.file import ConfigError, read_config_file, type_name
+from app.settings.file import ConfigError, local_folders, read_config_file, type_name
 
 __all__ = ["ConfigError", "load_config"]
 
@@ -90,7 +90,7 @@ def load_config(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         "RETRY_BACKOFF_SECONDS": _seconds(path, data, "retry_backoff_seconds", default=1),
         "RETRY_BACKOFF_MAX_SECONDS": _seconds(path, data, "retry_backoff_max_seconds", default=60),
         "OPENTELEMETRY": _get(path, data, "opentelemetry", bool, "true or false", default=False),
-        "CELERY": celery,
+        "CELERY": local_folders(path, celery),
     }
     return consistent(path, settings)
 

@@ -6,6 +6,7 @@ No server is involved, so these run wherever the unit tier does, Docker or not.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
+from tests import ROOT
 from tests.embedded import write_embedded_config
 from tests.integration.conftest import cli_worker, create_app_from, wait_for_state
 
@@ -63,3 +65,20 @@ def test_a_warm_shutdown_mid_task_finishes_it_first(tmp_path: Path) -> None:
         assert worker.wait(timeout=60) == 0
         assert client.get(location).json["state"] == "SUCCESS"  # before the worker was gone
     assert not os.listdir(tmp_path / "queue")  # and not requeued: it ran once
+
+
+def test_web_and_worker_started_in_different_folders_share_the_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shipped file's relative folders are beside it: a web app started elsewhere and a worker agree."""
+    (tmp_path / "config").mkdir()
+    config = Path(shutil.copy(ROOT / "config" / "embedded.yaml", tmp_path / "config"))  # its ../var: tmp_path/var
+    (elsewhere := tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setenv("FLASK_SECRET_KEY", "embedded-tests")
+    client = create_app_from(config).test_client()
+    location = client.post("/task/", json={"seconds": 0}).headers["Location"]
+    with cli_worker(config, tmp_path / "worker.log", pool="threads"):  # started in the repository's folder
+        wait_for_state(client, location, "SUCCESS", timeout=60)
+    assert list(elsewhere.iterdir()) == []
+
