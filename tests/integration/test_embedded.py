@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+import yaml
 from flask import Flask
 
 from tests import ROOT
@@ -82,3 +83,22 @@ def test_web_and_worker_started_in_different_folders_share_the_files(
         wait_for_state(client, location, "SUCCESS", timeout=60)
     assert list(elsewhere.iterdir()) == []
 
+
+def test_a_prefork_worker_with_a_metrics_port_but_no_multiprocess_folder_refuses_to_start(
+    config: Path, tmp_path: Path
+) -> None:
+    """WORKER_METRICS_PORT without PROMETHEUS_MULTIPROC_DIR: the prefork worker says why in one line, exits 2."""
+    # Celery takes --pool=prefork for its default, which the file's `worker_pool: threads` replaces.
+    data = yaml.safe_load(config.read_text())
+    config.write_text(yaml.safe_dump({**data, "celery": {**data["celery"], "worker_pool": "prefork"}}))
+    log = tmp_path / "worker.log"
+    with cli_worker(config, log, pool="prefork", env={"WORKER_METRICS_PORT": "9"}) as worker:
+        assert worker.wait(timeout=60) == 2
+    # Celery may warn before (a worker run as root): the error is the last line, and no traceback.
+    output = log.read_text()
+    assert output.splitlines()[-1] == (
+        "error: config error in the environment, key 'WORKER_METRICS_PORT': a prefork worker also needs "
+        "PROMETHEUS_MULTIPROC_DIR (a folder its processes share, emptied before it starts): "
+        "without it the port serves no task's counts"
+    )
+    assert "Traceback" not in output
