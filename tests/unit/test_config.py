@@ -276,6 +276,8 @@ BAD_FILES = [
             ("override_backends", "redis", "expected a mapping, got a string", "override-backends"),
             ("result_backend_thread_safe", "yes", "expected a boolean, got a string", "thread-safe-string"),
             ("security_key_password", "pw", "expected binary data or an empty value, got a string", "bytes"),
+            # Declared with a class (int), not a name: read as the name.
+            ("beat_cron_starting_deadline", "soon", "expected an integer or an empty value, got a string", "class"),
         ]
     ],
     pytest.param(

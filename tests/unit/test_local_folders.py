@@ -71,6 +71,13 @@ def test_transport_folders_of_another_broker_are_left_alone(write_config: WriteC
     assert not (Path(settings["CONFIG_FILE"]).parent / "nowhere").exists()
 
 
+def test_a_filesystem_broker_without_options_keeps_kombus_defaults(write_config: WriteConfig) -> None:
+    """No `broker_transport_options`: none are made up (kombu's own folder names apply)."""
+    celery = {**IN_MEMORY_CONFIG["celery"], "broker_url": "filesystem://"}
+    settings = load_config({"FLASK_CONFIG": str(write_config(config_with(celery=celery)))})
+    assert settings["CELERY"]["broker_transport_options"] == {}
+
+
 @pytest.mark.parametrize(
     ("celery", "key", "folder"),
     [
