@@ -46,8 +46,8 @@ def start_worker(name: str) -> subprocess.Popen[bytes]:
     """The same worker as `celery -A celery_worker.celery worker`, with its config file."""
     command = [sys.executable, "-m", "celery", "-A", "celery_worker.celery", "worker", "--loglevel=info"]
     command.append(f"--hostname={name}")
-    # In this process's folder, so that relative paths (--config, ./var) mean the same to
-    # both processes; `celery_worker` imports from this file's folder wherever that is.
+    # In this process's folder, so that a relative --config means the same to both processes
+    # (the folders it names are taken from its own); `celery_worker` imports from this file's folder.
     path = [str(Path(__file__).resolve().parent), *filter(None, [os.environ.get("PYTHONPATH")])]
     return subprocess.Popen(command, env={**os.environ, "PYTHONPATH": os.pathsep.join(path)})
 

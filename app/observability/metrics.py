@@ -6,19 +6,24 @@ run time, their retries. With ``PROMETHEUS_MULTIPROC_DIR`` set (a folder the pro
 one service share, emptied before they start: prometheus-client's multiprocess mode),
 gunicorn's workers and a prefork worker's pool processes write their counts there and a
 scrape adds them up; without it, each process counts for itself. The worker serves its
-metrics on ``WORKER_METRICS_PORT`` when that is set.
+metrics on ``WORKER_METRICS_PORT`` when that is set; a prefork worker refuses to start
+with it but without the folder, whose port would serve its main process's counts: no tasks.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import time
 from typing import Any
 
-from celery.signals import task_postrun, task_prerun, task_retry, task_revoked, worker_ready
+from celery.concurrency import get_implementation
+from celery.signals import task_postrun, task_prerun, task_retry, task_revoked, worker_init, worker_ready
 from flask import Blueprint, Flask, Response, request
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest, start_http_server
 from prometheus_client.multiprocess import MultiProcessCollector
+
+from app.settings import ConfigError
 
 REQUESTS = Counter("http_requests_total", "HTTP requests answered", ["method", "route", "status"])
 UNAVAILABLE = Counter("dependency_unavailable_total", "503s answered because a dependency was down", ["dependency"])
@@ -84,3 +89,23 @@ def _task_revoked(sender: Any, **_: Any) -> None:
 def _serve_worker_metrics(**_: Any) -> None:
     if port := os.environ.get("WORKER_METRICS_PORT"):
         start_http_server(int(port), registry=_registry())
+
+
+@worker_init.connect  # type: ignore[untyped-decorator]
+def _refuse_uncounted_worker_metrics(sender: Any, **_: Any) -> None:
+    """Exit with one line (status 2) before the pool starts: a prefork worker's tasks run in its pool processes.
+
+    Their counts reach the port only through PROMETHEUS_MULTIPROC_DIR: without it the task
+    metrics would read zero, silently. Solo and threads pools run tasks in the worker's process.
+    """
+    if not os.environ.get("WORKER_METRICS_PORT") or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    from celery.concurrency.prefork import TaskPool as PreforkPool  # the worker's, not the web's, to load
+
+    if issubclass(get_implementation(sender.pool_cls), PreforkPool):
+        reason = (
+            "a prefork worker also needs PROMETHEUS_MULTIPROC_DIR (a folder its processes share, "
+            "emptied before it starts): without it the port serves no task's counts"
+        )
+        print(f"error: {ConfigError('the environment', 'WORKER_METRICS_PORT', reason)}", file=sys.stderr)
+        raise SystemExit(2)

@@ -16,7 +16,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from app.settings.celery_checks import check_celery_settings
-from app.settings.file import ConfigError, read_config_file, type_name
+from app.settings.consistency import consistent
+from app.settings.file import ConfigError, local_folders, read_config_file, type_name
 
 __all__ = ["ConfigError", "load_config"]
 
@@ -72,8 +73,6 @@ def load_config(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     port = _get(path, data, "port", int, "an integer", default=8080)
     if not 1 <= port <= 65535:
         raise ConfigError(path, "port", f"expected a TCP port from 1 to 65535, got {port}")
-    seconds = _seconds(path, data, "sample_task_seconds", default=5)
-    max_seconds = _seconds(path, data, "sample_task_max_seconds", default=300)
     attempts = _get(path, data, "retry_attempts", int, "an integer", default=5)
     if attempts < 1:
         raise ConfigError(path, "retry_attempts", f"expected 1 or more (the first run counts), got {attempts}")
@@ -81,18 +80,19 @@ def load_config(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     if secret_key in PUBLIC_SECRET_KEYS and not _debug(environ):
         raise ConfigError(path, "secret_key", "is the published example value: set your own (or FLASK_SECRET_KEY)")
     _warn_if_readable_by_all(path, in_file)
-    return {
+    settings = {
         "CONFIG_FILE": str(path),
         "SECRET_KEY": secret_key,
         "PORT": port,
-        "SAMPLE_TASK_SECONDS": seconds,
-        "SAMPLE_TASK_MAX_SECONDS": max_seconds,
+        "SAMPLE_TASK_SECONDS": _seconds(path, data, "sample_task_seconds", default=5),
+        "SAMPLE_TASK_MAX_SECONDS": _seconds(path, data, "sample_task_max_seconds", default=240),
         "RETRY_ATTEMPTS": attempts,
         "RETRY_BACKOFF_SECONDS": _seconds(path, data, "retry_backoff_seconds", default=1),
         "RETRY_BACKOFF_MAX_SECONDS": _seconds(path, data, "retry_backoff_max_seconds", default=60),
         "OPENTELEMETRY": _get(path, data, "opentelemetry", bool, "true or false", default=False),
-        "CELERY": celery,
+        "CELERY": local_folders(path, celery),
     }
+    return consistent(path, settings)
 
 
 def apply_env_overrides(data: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:

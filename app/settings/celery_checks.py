@@ -41,9 +41,14 @@ _ALSO_ACCEPTED: dict[str, tuple[type, ...]] = {
 
 
 def _accepted_types(name: str, option: Option) -> tuple[type, ...] | None:
-    """What a file may give for setting ``name``; None: anything (Celery declares "any")."""
+    """What a file may give for setting ``name``; None: anything.
+
+    Anything where Celery declares "any", and where it declares a type this table does not
+    know (a newer Celery's): Celery checks such a value when it uses it, as it would
+    without this check, rather than every process stopping on a setting nobody wrote.
+    """
     kind = option.type if isinstance(option.type, str) else option.type.__name__
-    if kind == "any":
+    if kind not in _ACCEPTED:
         return None
     # The default's type too: `null` where the default is None (unset), a float for
     # `broker_heartbeat_checkrate`, declared an int but 3.0 by default.

@@ -1,4 +1,4 @@
-"""Reading the config file: YAML or JSON, and the errors that name the file and the key."""
+"""Reading the config file: YAML or JSON, the folders it names, and the errors that name the file and the key."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -20,6 +21,8 @@ TYPE_NAMES: dict[type, str] = {
     dict: "a mapping",
     type(None): "an empty value",
 }
+# The folders of kombu's filesystem transport a file may name in `broker_transport_options`.
+TRANSPORT_FOLDERS = ("data_folder_in", "data_folder_out", "control_folder", "processed_folder")
 
 
 class ConfigError(Exception):
@@ -52,6 +55,33 @@ def read_config_file(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(path, None, "expected a mapping of keys to values at the top level")
     return data
+
+
+def local_folders(path: Path, celery: dict[str, Any]) -> dict[str, Any]:
+    """``celery`` with its file result backend's and filesystem broker's folders made; relative ones from the file's.
+
+    Taken from where a process starts, ``var/results`` would be another folder wherever the
+    web app and the worker start, and a missing one would fail the first request (500).
+    """
+    base, celery = path.absolute().parent, dict(celery)
+    folders: dict[str, Path] = {}  # the key that names each, for errors
+    if (backend := celery["result_backend"]).startswith("file://"):
+        # Celery's own reading of the URL (FilesystemBackend._find_path).
+        folder = base / (backend[16:] if backend.startswith("file://localhost/") else backend[7:])
+        celery["result_backend"], folders["celery.result_backend"] = f"file://{folder}", folder
+    if urlsplit(celery["broker_url"]).scheme == "filesystem":
+        options = dict(celery.get("broker_transport_options", {}))
+        for key in TRANSPORT_FOLDERS:
+            if isinstance(options.get(key), str):
+                folders[f"celery.broker_transport_options.{key}"] = folder = base / options[key]
+                options[key] = str(folder)
+        celery["broker_transport_options"] = options
+    for key, folder in folders.items():
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ConfigError(path, key, f"cannot create the folder {folder}: {error.strerror}") from None
+    return celery
 
 
 def type_name(value: Any) -> str:

@@ -185,13 +185,14 @@ def test_pickle_message_is_rejected_and_never_run(app: Flask, embedded_worker: W
 def test_tasks_past_their_time_limits_fail_clearly(write_config: WriteConfig, tmp_path: Path) -> None:
     """Past the soft limit a task is interrupted; one that ignores it is killed at the hard limit."""
     limits = {"task_soft_time_limit": 1, "task_time_limit": 2}
-    path = write_config("limits", sample_task_seconds=30, celery=limits)
+    # The API accepts no task its limits would stop (sample_task_max_seconds): this one is sent directly.
+    path = write_config("limits", sample_task_max_seconds=0.5, celery=limits)
     app = create_app_from(path)
     celery_app, client = app.extensions["celery"], app.test_client()
     # Time limits need a pool that can interrupt or kill the task: prefork, as in production.
     with cli_worker(path, tmp_path / "worker.log", "--concurrency=2", "--include=tests.tasks", pool="prefork"):
         with app.app_context():
-            soft = celery_app.tasks[sample_task.name].delay().id
+            soft = celery_app.tasks[sample_task.name].delay(seconds=30).id
             hard = celery_app.tasks[stubborn_task.name].delay(30).id
         soft_error = wait_for_state(client, f"/task/{soft}", "FAILURE", timeout=30)["error"]
         hard_error = wait_for_state(client, f"/task/{hard}", "FAILURE", timeout=30)["error"]

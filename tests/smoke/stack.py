@@ -206,6 +206,7 @@ def smoke_config(combination: Combination, **changes: Any) -> dict[str, Any]:
         # below it, as they must (else a task still running would be handed out again).
         data["celery"]["broker_transport_options"]["visibility_timeout"] = 5
         data["celery"].update(task_soft_time_limit=4, task_time_limit=4.5)
+        data["sample_task_max_seconds"] = 3  # and the longest task the API accepts below them
     celery_changes = changes.pop("celery", {})
     data.update(changes)
     data["celery"].update(celery_changes)

@@ -28,7 +28,8 @@ from tests.unit.conftest import EAGER, IN_MEMORY_CONFIG, WriteConfig
 
 def test_safe_defaults_apply_and_the_file_overrides_them(write_config: WriteConfig) -> None:
     """JSON only, late acks, confirms, limits and expiry hold unless the file says otherwise."""
-    write_config({**IN_MEMORY_CONFIG, "celery": {**IN_MEMORY_CONFIG["celery"], "task_time_limit": 7}})
+    celery = {**IN_MEMORY_CONFIG["celery"], "task_time_limit": 7}
+    write_config({**IN_MEMORY_CONFIG, "sample_task_max_seconds": 6, "celery": celery})  # a task the limit lets end
     conf = create_app().extensions["celery"].conf
     expected = {
         "accept_content": ["json"],

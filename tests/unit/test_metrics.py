@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from celery.concurrency.prefork import TaskPool as PreforkPool
+from celery.signals import worker_init
 from flask.testing import FlaskClient
 from kombu.exceptions import OperationalError
 
@@ -81,3 +83,57 @@ def test_with_a_multiprocess_folder_the_scrape_adds_up_what_the_processes_wrote(
     assert [process.wait(timeout=60) for process in processes] == [0, 0]
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     assert moved({}, scrape(client), "http_requests_total", method="GET", route="/elsewhere", status="200") == 6
+
+
+class StartingWorker:
+    """What worker_init is sent with: a worker whose pool is an alias or a class, not yet started."""
+
+    def __init__(self, pool_cls: str | type) -> None:
+        self.pool_cls = pool_cls
+
+
+@pytest.mark.parametrize(
+    ("pool", "multiprocess_folder", "refused"),
+    [
+        ("prefork", None, True),
+        (PreforkPool, None, True),  # as the CLI's --pool gives it
+        ("processes", None, True),  # Celery's other name for prefork
+        ("prefork", "/run/prometheus", False),
+        ("threads", None, False),
+        ("solo", None, False),
+    ],
+    ids=["prefork", "prefork-class", "processes", "prefork-with-folder", "threads", "solo"],
+)
+def test_a_prefork_worker_with_a_metrics_port_but_no_multiprocess_folder_exits_2(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    pool: str | type,
+    multiprocess_folder: str | None,
+    refused: bool,
+) -> None:
+    """WORKER_METRICS_PORT on prefork needs PROMETHEUS_MULTIPROC_DIR, else one line and status 2 before any pool."""
+    monkeypatch.setenv("WORKER_METRICS_PORT", "9808")
+    if multiprocess_folder:
+        monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", multiprocess_folder)
+    else:
+        monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    worker = StartingWorker(pool)
+    if refused:
+        with pytest.raises(SystemExit) as exited:
+            worker_init.send(sender=worker)
+        assert exited.value.code == 2
+        assert capsys.readouterr().err == (
+            "error: config error in the environment, key 'WORKER_METRICS_PORT': a prefork worker also needs "
+            "PROMETHEUS_MULTIPROC_DIR (a folder its processes share, emptied before it starts): "
+            "without it the port serves no task's counts\n"
+        )
+    else:
+        worker_init.send(sender=worker)
+        assert capsys.readouterr().err == ""
+
+
+def test_a_worker_without_a_metrics_port_needs_no_multiprocess_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No WORKER_METRICS_PORT: a prefork worker starts without PROMETHEUS_MULTIPROC_DIR (it serves nothing)."""
+    monkeypatch.delenv("WORKER_METRICS_PORT", raising=False)
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    worker_init.send(sender=StartingWorker("prefork"))

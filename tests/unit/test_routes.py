@@ -200,7 +200,7 @@ def rewind(body: dict[str, object]) -> None:
         ({"json": {"seconds": "5"}}, 400, "Parameter seconds: Input should be a valid number."),
         ({"json": {"seconds": True}}, 400, "Parameter seconds: Input should be a valid number."),
         ({"json": {"seconds": -0.001}}, 400, "Parameter seconds: Input should be greater than or equal to 0."),
-        ({"json": {"seconds": 300.001}}, 400, "Parameter seconds: Value error, expected a number from 0 to 300."),
+        ({"json": {"seconds": 240.001}}, 400, "Parameter seconds: Value error, expected a number from 0 to 240."),
         ({"data": '{"seconds": NaN}', "content_type": "application/json"}, 400, "The body is not valid JSON."),
         ({"json": [1]}, 400, "The body must be a JSON object."),
         ({"data": "{bad", "content_type": "application/json"}, 400, "The body is not valid JSON."),
@@ -253,7 +253,7 @@ def test_bad_post_body_is_4xx_json_and_queues_nothing(
         {"data": "{}" + " " * (16 * 1024 - 2), "content_type": "application/json"},
         chunked(16 * 1024),
         {"json": {"seconds": 0}},
-        {"json": {"seconds": 300}},
+        {"json": {"seconds": 240}},
         {"json": {"seconds": None}},
     ],
     ids=[
@@ -269,7 +269,7 @@ def test_bad_post_body_is_4xx_json_and_queues_nothing(
 def test_post_accepts_no_body_an_empty_object_or_seconds(
     client: FlaskClient, monkeypatch: pytest.MonkeyPatch, body: dict[str, object]
 ) -> None:
-    """The bodies the sample task can take are accepted (the maximum is the config's, 300 by default)."""
+    """The bodies the sample task can take are accepted (the maximum is the config's, 240 by default)."""
     monkeypatch.setattr(tasks.time, "sleep", lambda seconds: None)
     rewind(body)
     assert client.post("/task/", **body).status_code == 202
