@@ -34,16 +34,15 @@ import os
 import platform
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import psutil  # type: ignore[import-untyped]  # a dev requirement without stubs
 import redis
@@ -51,11 +50,12 @@ import yaml
 from celery import Celery, shared_task
 from kombu.utils.uuid import uuid
 
-from bench import ROOT, report
-from bench.profile import cpu_seconds
+from bench import ROOT, report, workers
+from bench.processes import cpu_seconds
 from bench.report import Row, interleave
 from bench.services import bench_services
 from bench.tasks import NOOP
+from bench.workers import until_ready
 from tests.integration.services import Services
 
 STORED_NOOP = "bench.stored_noop"
@@ -75,11 +75,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "task_track_started off": {"task_track_started": False},
     "all three relaxed": RELAXED,
 }
-WORKERS = {  # -A and --include of a variant's worker
-    "project": ("celery_worker.celery", "bench.tasks,bench.defaults"),
-    "bare": ("bench.bare_defaults", "app.tasks"),
+WORKERS = {  # bench.workers.WORKER_APPS' worker of a kind, and the modules of the loads' tasks it lacks
+    "project": ("app context", ("bench.defaults",)),
+    "bare": (workers.CELERY_DEFAULTS, ("app.tasks",)),
 }
-POOLS = {"prefork": "2", "solo": "1"}  # --concurrency
+POOLS = workers.CONCURRENCY
 # Declared by workers and the client's pings; deleted at the end unless they were there before.
 CELERY_EXCHANGES = ("celery.pidbox", "reply.celery.pidbox", "celeryev")
 
@@ -128,44 +128,6 @@ def write_configs(folder: Path, urls: Services) -> dict[str, Path]:
     return configs
 
 
-@contextmanager
-def worker(kind: str, pool: str, config: Path, client: Celery) -> Iterator[psutil.Process]:
-    """A worker (WORKERS[kind]) reading `config`, consuming QUEUE, ready, until the block ends; then stopped."""
-    app, includes = WORKERS[kind]
-    command = [sys.executable, "-m", "celery", "-A", app, "worker", f"--pool={pool}", f"--concurrency={POOLS[pool]}"]
-    command += ["--without-mingle", "--loglevel=warning", f"--queues={QUEUE}", f"--include={includes}"]
-    env = {**os.environ, "FLASK_CONFIG": str(config)}
-    with tempfile.TemporaryFile() as log:
-        # A session of its own: its pool processes can be killed with it, should it hang.
-        process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True
-        )
-        try:
-            answered(process, client, log)
-            yield psutil.Process(process.pid)
-        finally:
-            stop(process)
-
-
-def answered(process: subprocess.Popen[bytes], client: Celery, log: IO[bytes], timeout: float = 60) -> None:
-    """Once the worker answers a ping: a figure measures the worker, not its start."""
-    deadline = time.monotonic() + timeout
-    while not client.control.ping(timeout=0.5):
-        if process.poll() is not None or time.monotonic() > deadline:
-            log.seek(0)
-            raise RuntimeError(f"the worker did not start:\n{log.read().decode(errors='replace')[-2000:]}")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """Warm shutdown (it finishes its tasks); killed with its pool processes if it takes over a minute."""
-    process.terminate()
-    try:
-        process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
 def drain(client: Celery, load: Load, worker: psutil.Process, made: list[str]) -> tuple[float, float]:
     """Tasks per second through the running `worker`, and its CPU milliseconds a task; ids added to `made`."""
     ids = [uuid() for _ in range(load.tasks + 1)]
@@ -179,16 +141,9 @@ def drain(client: Celery, load: Load, worker: psutil.Process, made: list[str]) -
     awaited = sent if load.await_all else [client.send_task(STORED_NOOP, task_id=ids[-1], queue=QUEUE)]
     # The last one published first: it ends about last, so the others are swept about once.
     for results in (awaited[-1:], awaited):
-        wait(results, started + 300)
+        until_ready(results, started + 300)
     elapsed, tasks = time.perf_counter() - started, len(sent) + (0 if load.await_all else 1)
     return tasks / elapsed, (cpu_seconds(worker) - cpu) * 1000 / tasks
-
-
-def wait(results: list[Any], deadline: float) -> None:
-    """Until each of `results` is ready; polled, not get(), as bench/workers.drain_rate explains."""
-    while results := [result for result in results if not result.ready()]:
-        assert time.perf_counter() < deadline, f"{len(results)} tasks not done in 300 s"
-        time.sleep(0.01)
 
 
 def run(kind: str, pool: str, config: Path, client: Celery, backend_url: str, drains: list[Load]) -> dict[str, float]:
@@ -197,10 +152,12 @@ def run(kind: str, pool: str, config: Path, client: Celery, backend_url: str, dr
     Keyed by the measure's name (bench.report.Row.measure's end): tasks/s, CPU ms a task, and
     the 1-minute load average once done.
     """
+    variant, include = WORKERS[kind]
+    env = {**os.environ, "FLASK_CONFIG": str(config)}
     made: list[str] = []
     figures = {}
     try:
-        with worker(kind, pool, config, client) as process:
+        with workers.worker(variant, pool, env, QUEUE, client, include) as process:
             for load in drains:
                 figures[load.title], figures[f"{load.title}, {CPU}"] = drain(client, load, process, made)
             figures[LOAD_AVERAGE] = os.getloadavg()[0]

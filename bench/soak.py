@@ -53,7 +53,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from itertools import islice
@@ -65,6 +64,7 @@ from kombu.connection import Connection
 
 from app.settings.celery_defaults import CELERY_DEFAULTS
 from bench import load, workers
+from bench.processes import listening_process
 from bench.report import QUEUE, Bench, Row, bench_session
 from tests.integration.services import Services
 
@@ -181,32 +181,19 @@ class Processes:
     worker: list[psutil.Process]
 
     @classmethod
-    def find(cls, port: int) -> Processes:
-        """This process's children: the gunicorn master listening on `port` and the worker consuming QUEUE.
-
-        Both rename their processes (setproctitle): gunicorn's title has no port, so its
-        master is the child that listens on it; the Celery worker's keeps its arguments.
-        """
-        master = _child(
-            lambda child: any(c.laddr.port == port for c in child.net_connections() if c.status == "LISTEN")
-        )
-        celery = _child(lambda child: f"--queues={QUEUE}" in child.cmdline())
-        return cls(web=master.children(), worker=[celery, *celery.children()])
+    def find(cls, port: int, worker: psutil.Process) -> Processes:
+        """The workers of the gunicorn master listening on `port` (its title names no port), and `worker`'s."""
+        master = listening_process(port)
+        if master is None:
+            raise RuntimeError(f"no gunicorn listens on port {port}")
+        return cls(web=master.children(), worker=[worker, *worker.children()])
 
     def check_unchanged(self, port: int) -> None:
         """Fail if a process was replaced: a new one's memory starts over and would hide a leak."""
-        now = Processes.find(port)
+        now = Processes.find(port, self.worker[0])
         for was, found in ((self.web, now.web), (self.worker, now.worker)):
             if {p.pid for p in was} != {p.pid for p in found}:
                 raise RuntimeError(f"processes replaced during the run: {was} -> {found}")
-
-
-def _child(matches: Callable[[psutil.Process], bool]) -> psutil.Process:
-    """The one child of this process that `matches`."""
-    found = [child for child in psutil.Process().children() if matches(child)]
-    if len(found) != 1:
-        raise RuntimeError(f"expected one matching child process, found {found}")
-    return found[0]
 
 
 def wrk_soak(base_url: str, posts: int, clients: int = CLIENTS, threads: int = THREADS) -> Answered:
@@ -367,11 +354,11 @@ def soak(
         cleanup.callback(delete_new_results, backend, before)
         cleanup.callback(client.control.purge)  # any messages a failed run left in QUEUE
         base_url = cleanup.enter_context(load.served("app:create_app()", env, port))
-        cleanup.enter_context(workers.worker("app context", "prefork", env, QUEUE, client))
+        worker = cleanup.enter_context(workers.worker("app context", "prefork", env, QUEUE, client))
         wrk_soak(base_url, warmup)
         drain(urls.broker_url)
         delete_new_results(backend, before)  # the start is the db as it was, in settled processes
-        processes = Processes.find(port)
+        processes = Processes.find(port, worker)
         start = figures(processes, backend, urls.broker_url)
         answered = wrk_soak(base_url, posts)
         drain(urls.broker_url)
