@@ -64,15 +64,8 @@ def sampled(root_pid: int, seconds: float, rules: Rules, idle: bool) -> dict[str
     """
     with tempfile.TemporaryDirectory() as folder:
         output = Path(folder) / "stacks.txt"
-        command = [
-            "py-spy",
-            "record",
-            "--nonblocking",
-            "--subprocesses",
-            "--format",
-            "raw",
-            *(["--idle"] if idle else []),
-        ]
+        command = ["py-spy", "record", "--nonblocking", "--subprocesses", "--format", "raw"]
+        command += ["--idle"] if idle else []
         command += ["-r", str(SAMPLES_PER_SECOND), "-d", str(seconds), "-o", str(output), "--pid", str(root_pid)]
         subprocess.run(command, check=True, capture_output=True)
         stacks = output.read_text().splitlines()
