@@ -86,7 +86,7 @@ def rows(urls: Services, folder: Path, client: Celery, repeat: int, pools: tuple
 
     `folder` receives the variants' config files, in a subfolder (its bench.yaml is left
     alone). The last row is the 1-minute load average as each worker finished its drains:
-    the machine's other load (2 cores: above 2, other jobs competed for them).
+    the machine's other load (above its number of cores, other jobs competed for them).
     """
     configs = write_configs(Path(tempfile.mkdtemp(prefix="defaults-", dir=folder)), urls)
     drains = loads()

@@ -9,8 +9,7 @@ the tasks. Pick-up: tasks published one at a time, each once the previous one's 
 stored (an idle worker that has just finished a task); the delay runs from just before the
 publish call to the task's first line. Drain: no-ops published at once, then one task
 whose stored result marks the end (bench.workers.drain). `--kombu unpatched` takes the
-fix out (kombu 5.7.0 as released), which shows solo workers on RabbitMQ waiting for the
-poll timeout (1 s) after some tasks, in some process starts only. `--embedded` measures the same delay with
+fix out (kombu 5.7.0 as released), to compare. `--embedded` measures the same delay with
 celery.contrib.testing.worker.start_worker (pool solo), the embedded worker of the tests.
 Services as for `python -m bench`; "redis" as broker is the result backend's Redis.
 """

@@ -28,11 +28,11 @@ figures (bench/soak_figures.py):
 - RabbitMQ: the messages ready in queue "bench" (a passive declare's message count).
 
 The worker's main process keeps each task's time-limit timers, cancelled or not, and what
-they reference, until they are due (task_time_limit, 330 s: celery#1427, celery#5200), so
-its RSS grows with the task rate over the last 330 s; once they are due the memory is
-free again, though the RSS stays. `--again` tells that from a leak: it waits them out
-after the end figures, runs as many POSTs again, and measures the main process's RSS over
-that second run.
+they reference, until they are due (task_time_limit: celery#1427, celery#5200), so its
+RSS grows with the task rate over the last task_time_limit seconds; once they are due the
+memory is free again, though the RSS stays. `--again` tells that from a leak: it waits
+them out after the end figures, runs as many POSTs again, and measures the main process's
+RSS over that second run.
 
 A gunicorn worker or pool process replaced during the run (its memory would start over)
 fails the run. What the run leaves is removed, on failure too: the result records that
