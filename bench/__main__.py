@@ -8,15 +8,13 @@ median, with min-max, over the repetitions.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 
 from bench import defaults, dispatch, pickup, profile, soak, tiers, workers
-from bench.report import Bench, Row, bench_session, interleave, table
+from bench.report import Bench, Row, bench_session, header, interleave, table
 
 
 def worker_rows(bench: Bench) -> list[Row]:
@@ -77,7 +75,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     with bench_session(args.repeat) as bench:
-        print(f"{platform.node()}: {os.cpu_count()} cores, Python {platform.python_version()}, {bench.urls.source}\n")
+        print(f"{header(bench.urls.source)}\n")
         for section in args.only:
             found = SECTIONS[section](bench)
             print(f"## {section}\n\n{table(found)}\n", flush=True)

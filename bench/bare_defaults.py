@@ -18,8 +18,8 @@ from pathlib import Path
 import yaml
 from celery import Celery
 
-# The tasks' names as bench.tasks.NOOP and bench.defaults.STORED_NOOP register them; written
-# out, not imported: bench.defaults loads the factory's settings (bench.report).
+# The tasks' names as bench.tasks.NOOP and bench.drains.STORED_NOOP register them; written
+# out, not imported: no project code is imported here (see above).
 NOOP = "bench.noop"
 STORED_NOOP = "bench.stored_noop"
 NOW = "bench.now"
@@ -42,7 +42,7 @@ def noop() -> None:
 
 @celery.task(name=STORED_NOOP)  # type: ignore[untyped-decorator]
 def stored_noop() -> None:
-    """Nothing, as bench.defaults.stored_noop: its result (None) is stored."""
+    """Nothing, as bench.drains.stored_noop: its result (None) is stored."""
 
 
 @celery.task(name=NOW)  # type: ignore[untyped-decorator]

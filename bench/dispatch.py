@@ -12,7 +12,7 @@ from functools import partial
 from pathlib import Path
 
 from bench import defaults, load, publish, workers
-from bench.report import Bench, Row, config_with, interleave
+from bench.report import QUEUE, Bench, Row, config_with, interleave
 
 OURS = "ours, gunicorn sync"
 OURS_GTHREAD = "ours, gunicorn gthread"
@@ -85,7 +85,7 @@ def _http_rows(measure: str, variant: str, results: list[dict[str, float]]) -> l
 
 def _end_to_end(bench: Bench, url: str, worker: str, variant: str, env: dict[str, str] | None = None) -> list[Row]:
     """1000 tasks POSTed by 16 clients and polled to SUCCESS, a prefork worker (2 processes) running them."""
-    with workers.worker(worker, "prefork", env or bench.env, "bench", bench.client):
+    with workers.worker(worker, "prefork", env or bench.env, QUEUE, bench.client):
         rates = [load.end_to_end(url) for _ in range(bench.repeat)]
     return [Row("end to end: 1000 tasks POSTed and polled", variant, rates, "tasks/s", reference=FLASK_EXAMPLE)]
 

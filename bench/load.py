@@ -69,16 +69,7 @@ def wrk(url: str, clients: int, lua: str, seconds: int) -> dict[str, float]:
         script.write(lua)
         script.flush()
         threads = min(clients, 2)
-        command = [
-            "wrk",
-            f"-t{threads}",
-            f"-c{clients}",
-            f"-d{seconds}s",
-            "--latency",
-            "-s",
-            script.name,
-            url,
-        ]
+        command = ["wrk", f"-t{threads}", f"-c{clients}", f"-d{seconds}s", "--latency", "-s", script.name, url]
         output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     if "Non-2xx" in output or "Socket errors" in output:
         raise RuntimeError(f"wrk saw failed requests:\n{output}")

@@ -4,13 +4,12 @@
     python -m bench.pickup --embedded [--heartbeat 0.5] [--kombu unpatched]
 
 Each worker is `celery -A celery_worker.celery worker --pool=P` (production's entrypoint,
-so app/fixes/kombu_poll.py's fix applies) plus `--include=bench.pickup` for the task below.
-Pick-up: tasks published one at a time, each once the previous one's result is stored
-(an idle worker that has just finished a task); the delay runs from just before the
+so app/fixes/kombu_poll.py's fix applies) plus `--include=bench.pickup,bench.tasks` for
+the tasks. Pick-up: tasks published one at a time, each once the previous one's result is
+stored (an idle worker that has just finished a task); the delay runs from just before the
 publish call to the task's first line. Drain: no-ops published at once, then one task
-whose stored result marks the end. `--kombu unpatched` takes the fix out (kombu 5.7.0 as
-released), which shows solo workers on RabbitMQ waiting for the poll timeout (1 s) after
-some tasks, in some process starts only. `--embedded` measures the same delay with
+whose stored result marks the end (bench.workers.drain). `--kombu unpatched` takes the
+fix out (kombu 5.7.0 as released), to compare. `--embedded` measures the same delay with
 celery.contrib.testing.worker.start_worker (pool solo), the embedded worker of the tests.
 Services as for `python -m bench`; "redis" as broker is the result backend's Redis.
 """
@@ -20,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -38,7 +36,6 @@ from app import create_app
 from app.fixes import kombu_poll
 from bench import report, workers
 from bench.services import bench_services
-from bench.tasks import NOOP
 from tests.integration.services import Services
 
 STAMP = "bench.pickup.stamp"
@@ -72,20 +69,16 @@ def brokers(urls: Services) -> dict[str, Services]:
 @contextmanager
 def worker(pool: str, config: Path, client: Celery, unpatched: bool = False) -> Iterator[None]:
     """One `celery -A celery_worker.celery worker` process consuming QUEUE, ready, until the block ends."""
-    command = [sys.executable, "-m", "celery", "-A", "celery_worker.celery", "worker"]
-    command += [f"--pool={pool.split('-')[0]}", "--without-mingle", "--without-gossip", "--loglevel=warning"]
-    command += [f"--queues={QUEUE}", "--include=bench.pickup"]
-    command += [f"--concurrency={POOLS[pool]}"] if POOLS[pool] else []
+    options = ["--without-gossip", "--include=bench.pickup,bench.tasks"]  # its stamp, the drain's no-op
+    options += [f"--concurrency={POOLS[pool]}"] if POOLS[pool] else []
     env = {**os.environ, "FLASK_CONFIG": str(config), UNPATCHED: "1" if unpatched else "0"}
-    with workers.answering(command, env, client):
+    with workers.answering(workers.command("celery_worker.celery", pool.split("-")[0], QUEUE, *options), env, client):
         yield
 
 
 def wait(result: Any, timeout: float = 30) -> float:
-    deadline = time.monotonic() + timeout
-    while not result.ready():
-        assert time.monotonic() < deadline, "no result"
-        time.sleep(0.001)
+    """The value of `result` (a stamp), polled for often: the next pick-up waits for it."""
+    workers.until_ready([result], time.perf_counter() + timeout, poll=0.001)
     return float(result.result)
 
 
@@ -98,22 +91,12 @@ def pickups(client: Celery, tasks: int) -> list[float]:
     return delays
 
 
-def drain_rate(client: Celery, tasks: int) -> float:
-    """Tasks per second: `tasks` no-ops, then a stamp whose stored result marks the end."""
-    started = time.perf_counter()
-    with client.producer_or_acquire() as producer:
-        for _ in range(tasks):
-            client.send_task(NOOP, queue=QUEUE, producer=producer)
-    wait(client.send_task(STAMP, queue=QUEUE), timeout=600)
-    return (tasks + 1) / (time.perf_counter() - started)
-
-
 def measure(urls: Services, folder: Path, pool: str, tasks: int, drain: int, unpatched: bool = False) -> dict[str, Any]:
     """A fresh worker of `pool` on `urls`: its pick-up delays (ms) and drain rate (tasks/s)."""
     client = report.client(urls)
     client.conf.task_default_queue = QUEUE
     with worker(pool, report.write_config(folder, urls), client, unpatched):
-        return {"delays": pickups(client, tasks), "rate": drain_rate(client, drain)}
+        return {"delays": pickups(client, tasks), "rate": workers.drain(client, QUEUE, drain)}
 
 
 def percentile(delays: list[float], n: int) -> float:

@@ -17,21 +17,17 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from urllib.parse import urlsplit
-
-import psutil  # type: ignore[import-untyped]  # a dev requirement without stubs
 
 from bench import load, workers
-from bench.report import Bench, Row, bench_session, table
+from bench.processes import cpu_meter, listening_process, port_of
+from bench.report import QUEUE, Bench, Row, bench_session, table
 
 SAMPLES_PER_SECOND = 250
 SAMPLED_SECONDS = 3  # of each load, after its first second
 LOAD_SECONDS = 5
-QUEUE = "bench"
 FLASK_APP = "bench.bare_web:create_app(confirms=False)"
 Rules = list[tuple[str, tuple[str, ...]]]
 # (bucket, frames that put a sample in it): the first rule with a frame in the stack wins.
@@ -68,15 +64,8 @@ def sampled(root_pid: int, seconds: float, rules: Rules, idle: bool) -> dict[str
     """
     with tempfile.TemporaryDirectory() as folder:
         output = Path(folder) / "stacks.txt"
-        command = [
-            "py-spy",
-            "record",
-            "--nonblocking",
-            "--subprocesses",
-            "--format",
-            "raw",
-            *(["--idle"] if idle else []),
-        ]
+        command = ["py-spy", "record", "--nonblocking", "--subprocesses", "--format", "raw"]
+        command += ["--idle"] if idle else []
         command += ["-r", str(SAMPLES_PER_SECOND), "-d", str(seconds), "-o", str(output), "--pid", str(root_pid)]
         subprocess.run(command, check=True, capture_output=True)
         stacks = output.read_text().splitlines()
@@ -88,41 +77,6 @@ def sampled(root_pid: int, seconds: float, rules: Rules, idle: bool) -> dict[str
         bucket = next(name for name, frames in rules if any(frame in stack for frame in frames))
         buckets[bucket] += int(count)
     return {bucket: samples / SAMPLES_PER_SECOND for bucket, samples in buckets.items()}
-
-
-def listening_process(url: str) -> psutil.Process | None:
-    """The process listening on `url`'s port on this machine (None if not found, e.g. a container's proxy)."""
-    port = urlsplit(url.split(";")[0]).port
-    for connection in psutil.net_connections(kind="tcp"):
-        if connection.status == psutil.CONN_LISTEN and connection.laddr.port == port and connection.pid:
-            process = psutil.Process(connection.pid)
-            return None if process.name() == "docker-proxy" else process
-    return None
-
-
-def cpu_seconds(process: psutil.Process) -> float:
-    """User and system CPU of `process` and its children so far."""
-    processes = [process, *process.children(recursive=True)]
-    total = 0.0
-    for each in processes:
-        try:
-            times = each.cpu_times()
-        except psutil.NoSuchProcess:
-            continue
-        total += times.user + times.system
-    return total
-
-
-@contextmanager
-def cpu_meter(processes: dict[str, psutil.Process | None]) -> Iterator[dict[str, float]]:
-    """CPU seconds per second of the block, of each named process with its children: filled in when it ends."""
-    known = {name: process for name, process in processes.items() if process is not None}
-    before = {name: cpu_seconds(process) for name, process in known.items()}
-    started = time.perf_counter()
-    spent: dict[str, float] = {}
-    yield spent
-    elapsed = time.perf_counter() - started
-    spent.update({name: (cpu_seconds(process) - before[name]) / elapsed for name, process in known.items()})
 
 
 def under_load(
@@ -141,8 +95,8 @@ def under_load(
 def rows(bench: Bench) -> list[Row]:
     """POST and GET at 16 clients (ours; POST of Flask's example), a prefork worker's no-ops: time and CPU."""
     services = {
-        "RabbitMQ": listening_process(bench.urls.broker_url),
-        "Redis": listening_process(bench.urls.result_backend),
+        "RabbitMQ": listening_process(port_of(bench.urls.broker_url)),
+        "Redis": listening_process(port_of(bench.urls.result_backend)),
     }
     found = []
     with load.served("app:create_app()", bench.env, 8201) as ours, load.served(FLASK_APP, bench.env, 8202) as flask:
@@ -153,16 +107,16 @@ def rows(bench: Bench) -> list[Row]:
             "POST, 16 clients, Flask's example": (flask, partial(load.wrk_post, flask, 16, LOAD_SECONDS)),
         }
         for measure, (url, wrk) in loads.items():
-            server = listening_process(url)
+            server = listening_process(port_of(url))
             assert server is not None, f"nothing listens at {url}"
             with cpu_meter({"gunicorn": server, **services}) as cpu:
                 seconds, rate = under_load(lambda wrk=wrk: wrk()["rate"], server.pid, WEB_RULES)  # type: ignore[misc]
             bench.client.control.purge()
             found += _rows(measure, "request", seconds, rate, cpu)
-    with workers.worker("app context", "prefork", bench.env, QUEUE, bench.client) as pid:
-        with cpu_meter({"Celery worker": psutil.Process(pid), **services}) as cpu:
+    with workers.worker("app context", "prefork", bench.env, QUEUE, bench.client) as worker:
+        with cpu_meter({"Celery worker": worker, **services}) as cpu:
             drain = partial(workers.drain, bench.client, QUEUE, 8000)
-            seconds, rate = under_load(drain, pid, WORKER_RULES, idle=False)
+            seconds, rate = under_load(drain, worker.pid, WORKER_RULES, idle=False)
         found += _rows("worker, prefork x2, no-op tasks", "task", seconds, rate, cpu, what="CPU (sampled)")
     return found
 

@@ -1,10 +1,13 @@
-"""Repetition, the bench's own config and client, and the Markdown table."""
+"""Repetition, the bench's own config and client, the run's header and the Markdown table."""
 
 from __future__ import annotations
 
 import os
+import platform
 import secrets
+import signal
 import statistics
+import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -85,6 +88,17 @@ def client(urls: Services) -> Celery:
     celery = Celery("bench-client", broker=urls.broker_url, backend=urls.result_backend)
     celery.conf.update({**CELERY_DEFAULTS, "broker_transport_options": {}, "task_default_queue": QUEUE})
     return celery
+
+
+def exit_on_signals() -> None:
+    """SIGTERM and SIGHUP (kill, a CI timeout, a closed terminal) exit as an error does: the clean-ups run."""
+    for stopping in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stopping, lambda number, _: sys.exit(128 + number))
+
+
+def header(source: str) -> str:
+    """The run's first line: the machine, its cores, Python, and where the services came from."""
+    return f"{platform.node()}: {os.cpu_count()} cores, Python {platform.python_version()}, {source}"
 
 
 def table(rows: list[Row]) -> str:
