@@ -57,7 +57,7 @@ def expose(bp: Blueprint, rule: str, task: Task) -> None:
         )
 
     start.__doc__ = f"Start {task.name}."
-    start.parameters = parameters  # type: ignore[attr-defined]  # for the OpenAPI description (web/openapi.py)
+    start.parameters = parameters  # type: ignore[attr-defined]  # for the OpenAPI description (web/contract.py)
     endpoint = f"start_{task.name.rsplit('.', 1)[-1]}"
     # `POST /task` too: a redirect to the slash would answer an HTML page.
     bp.add_url_rule(rule, endpoint, start, methods=["POST"], strict_slashes=False)
