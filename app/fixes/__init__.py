@@ -17,9 +17,8 @@ logger = logging.getLogger(__name__)
 PROVEN = {"celery": "5.7.0", "kombu": "5.7.*", "amqp": "5.4.2"}
 
 
-@functools.cache
-def warn_if_unproven() -> None:
-    """Once per process: one line when Celery, kombu or py-amqp is a release the workarounds were not proven on."""
+def _warn_if_unproven() -> None:
+    """One line when Celery, kombu or py-amqp is a release the workarounds were not proven on."""
     installed = {package: metadata.version(package) for package in PROVEN}
     unproven = [
         f"{package} {installed[package]} (proven on {proven})"
@@ -31,3 +30,7 @@ def warn_if_unproven() -> None:
             "not the upstream releases app/fixes/ was proven on: %s; see docs/upstream.md",
             ", ".join(unproven),
         )
+
+
+# Once per process, though every create_app() calls it (a function of its own: mutmut mutates no decorated one).
+warn_if_unproven = functools.cache(_warn_if_unproven)
