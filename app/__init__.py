@@ -15,6 +15,7 @@ from flask import Flask
 
 from app import routes
 from app.celery_app import celery_init_app
+from app.fixes import warn_if_unproven
 from app.logs import configure_logging
 from app.observability import metrics
 from app.observability.tracing import init_tracing
@@ -29,6 +30,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     mapping is merged into the file's Celery settings rather than replacing them.
     """
     configure_logging()
+    warn_if_unproven()
     app = Flask(__name__)
     # The API takes no large bodies; Flask answers 413 beyond this instead of reading on.
     app.config["MAX_CONTENT_LENGTH"] = 16 * 1024

@@ -1,4 +1,36 @@
-"""Workarounds for faults of Celery and kombu, each with the upstream code it works around.
+"""Workarounds for faults of Celery, kombu and py-amqp, each with the upstream code it works around.
 
-Delete one once a release fixes what it describes (its tests say when).
+Delete one once a release fixes what it describes (its tests say when; docs/upstream.md).
 """
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+import logging
+from importlib import metadata
+
+logger = logging.getLogger(__name__)
+
+# The releases the workarounds were proven on; the upstream code they depend on is pinned by
+# tests/unit/test_upstream_canaries.py, which only runs where the tests do.
+PROVEN = {"celery": "5.7.0", "kombu": "5.7.*", "amqp": "5.4.2"}
+
+
+def _warn_if_unproven() -> None:
+    """One line when Celery, kombu or py-amqp is a release the workarounds were not proven on."""
+    installed = {package: metadata.version(package) for package in PROVEN}
+    unproven = [
+        f"{package} {installed[package]} (proven on {proven})"
+        for package, proven in PROVEN.items()
+        if not fnmatch.fnmatchcase(installed[package], proven)
+    ]
+    if unproven:
+        logger.warning(
+            "not the upstream releases app/fixes/ was proven on: %s; see docs/upstream.md",
+            ", ".join(unproven),
+        )
+
+
+# Once per process, though every create_app() calls it (a function of its own: mutmut mutates no decorated one).
+warn_if_unproven = functools.cache(_warn_if_unproven)

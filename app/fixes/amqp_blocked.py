@@ -1,17 +1,16 @@
 """A connection RabbitMQ blocks (a memory or disk alarm) fails at once instead of hanging.
 
 While a resource alarm is on, RabbitMQ stops reading from every connection that publishes
-and tells it so with ``connection.blocked``, which py-amqp only passes to a callback
-(amqp/connection.py, ``_on_blocked``). The publish then waits for a confirm that cannot
-come, and when it gives up kombu's error path closes the channel and the connection
-(kombu/connection.py, ``_do_close_self``), each waiting for a Close-Ok from a peer that
-reads nothing: ``POST /task/`` hung for ever (seen with ``rabbitmqctl
-set_vm_memory_high_watermark absolute 1``; it answered again only once the alarm cleared).
+and tells it so with ``connection.blocked``, which py-amqp only passes to a callback kombu
+does not give it. The publish then waits for a confirm that cannot come, and when it gives
+up kombu's error path closes the channel and the connection, each waiting for a Close-Ok
+from a peer that reads nothing: ``POST /task/`` hung until the alarm cleared.
 
 Here the blocked connection is dropped (its socket closed, no handshake) and the wait ends
 with ``BrokerBlocked``: kombu raises its OperationalError (a 503) without retrying, since a
 new connection would be blocked as well. RabbitMQ had already taken the publish in: it
 queues it once the alarm clears, as with any publish it never confirmed (README, "Reliability").
+The fault, a reproduction and the proposed upstream change: docs/upstream.md.
 """
 
 from __future__ import annotations

@@ -1,20 +1,15 @@
-"""Worker fix for kombu 5.7.0's event loop: never block in the poller while callbacks wait.
+"""Worker fix for kombu's event loop: never block in the poller while callbacks wait.
 
-``Hub.create_loop`` (kombu/asynchronous/hub.py:390-406) runs the ready callbacks, then
-polls the sockets for up to 1 s (up to 10 s when timers are scheduled) without looking
-at ``Hub._ready`` again, and ``Hub.call_soon`` wakes the poller only when called from
-another thread (hub.py:267-268), on the promise that "the loop thread checks _ready
-before polling again" (hub.py:265), which it does not. A callback that the loop's own
-thread schedules while the ready callbacks run therefore waits for the poll timeout.
-With RabbitMQ that callback is a late ack: the AMQP reader re-schedules itself with
-``call_soon`` (kombu/transport/base.py:238), the solo pool runs the task it reads inline,
-and the ack, queued by ``Consumer.call_soon_ack`` (celery/worker/consumer/consumer.py:298),
-waits while RabbitMQ, at prefetch 1, sends nothing until it arrives.
+kombu's ``Hub.create_loop`` runs the ready callbacks, then polls the sockets for up to its
+timeout (1 s, or until the next timer) without looking at ``Hub._ready`` again, and
+``Hub.call_soon`` wakes the poller only when called from another thread. A callback that
+the loop's own thread queues meanwhile waits out the poll: with RabbitMQ, a solo worker's
+late ack, while RabbitMQ at prefetch 1 sends nothing until it arrives.
 
-This wraps every poller a Hub creates (``_create_poller`` runs from ``__init__``, the
-``poller`` property and ``reset()`` after a reconnection) so that it polls with timeout 0
-while callbacks wait, which is what hub.py:265 says the loop does. Remove it once a kombu
-release checks ``_ready`` before polling (not the case up to 5.7.0).
+This wraps every poller a Hub creates (from ``__init__``, the ``poller`` property and
+``reset()`` after a reconnection) so that it polls with timeout 0 while callbacks wait.
+The fault, a reproduction, the proposed kombu change and how the tests tell when kombu
+fixes it: docs/upstream.md.
 """
 
 from __future__ import annotations
@@ -36,5 +31,5 @@ def _create_poller(hub: Any) -> None:
 
 @worker_init.connect  # type: ignore[untyped-decorator]
 def install(**_: Any) -> None:
-    """Patch Hub: worker_init comes before the worker creates its hub (celery/worker/worker.py:151)."""
+    """Patch Hub: Celery sends worker_init before the worker creates its hub."""
     Hub._create_poller = _create_poller  # type: ignore[method-assign]

@@ -8,16 +8,23 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from celery import Celery
+from celery.backends.database import session
 from flask import Flask
+from sqlalchemy import create_engine
+from sqlalchemy.exc import OperationalError
 
 from app import create_app
-from app.fixes.database_results import ReachableFirstDatabaseBackend
+from app.fixes.database_results import ReachableFirstDatabaseBackend, _ReachableFirstSessionManager
 from tests.unit.conftest import IN_MEMORY_CONFIG, WriteConfig
 
 ENGINES: list[Any] = []
+# Nothing listens on port 1: each connection is refused at once, without any server.
+REFUSING_DATABASE = "postgresql+psycopg://user@127.0.0.1:1/results"
 
 
 def record_engine(engine: Any) -> None:
@@ -43,3 +50,29 @@ def test_it_is_built_like_celerys_own(tmp_path: Path) -> None:
     backend = ReachableFirstDatabaseBackend(url, app=Celery(set_as_current=False))
     assert backend.url == url
     assert not backend.task_result_exists(str(uuid.uuid4()))
+
+
+def sleeps_before_giving_up(manager: session.SessionManager, monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The sleeps between the tries of the manager's first table check, against a database that refuses."""
+    sleeps: list[float] = []
+    monkeypatch.setattr(session, "time", SimpleNamespace(sleep=sleeps.append))
+    engine = create_engine(REFUSING_DATABASE)
+    with pytest.raises(OperationalError, match="Connection refused"):
+        manager.prepare_models(engine)
+    engine.dispose()
+    return sleeps
+
+
+def test_an_unreachable_database_fails_the_first_call_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One connection refused, no retries: the caller's 503 comes at once."""
+    assert sleeps_before_giving_up(_ReachableFirstSessionManager(), monkeypatch) == []
+
+
+def test_upstream_celerys_table_check_still_retries_an_unreachable_database(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Celery's own SessionManager.prepare_models tries create_all 11 times, as for a race between creators."""
+    sleeps = sleeps_before_giving_up(session.SessionManager(), monkeypatch)
+    assert len(sleeps) == 10, (
+        "upstream fixed Celery's SessionManager.prepare_models: an unreachable database no longer costs "
+        f"11 tries of create_all (sleeps between them: {sleeps}): remove app/fixes/database_results.py "
+        "(docs/upstream.md)"
+    )
