@@ -138,8 +138,12 @@ def submit_as(task_id: str, task: Task, *args: Any, **kwargs: Any) -> str:
         # once, as task_publish_retry_policy says). The Redis transport ignores it: its
         # socket_timeout (BROKER_DEFAULTS) bounds the publish instead.
         task.apply_async(args, kwargs, task_id=task_id, confirm_timeout=CONFIRM_TIMEOUT)
-    except OperationalError:  # not published: the id must not look queued
-        task.backend.forget(task_id)
+    except OperationalError:
+        # Refused (503), yet the broker may hold the message: RabbitMQ reads a publish before
+        # it blocks the connection (app/fixes/amqp_blocked.py), a stalled broker may deliver
+        # what it never confirmed. A worker never runs a task stored as REVOKED, a final
+        # state: a refused task never runs.
+        task.backend.mark_as_revoked(task_id, "refused: the broker did not accept it")
         raise
     logger.info("queued %s[%s]", task.name, task_id)
     return task_id

@@ -148,8 +148,8 @@ def test_submitted_id_exists_before_any_worker_runs_it(write_config: WriteConfig
     assert not celery_app.AsyncResult(str(uuid.uuid4())).exists()
 
 
-def test_failed_publish_leaves_no_record(write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch) -> None:
-    """When the broker refuses the message, the id is forgotten and the error raised."""
+def test_a_refused_publish_is_stored_as_revoked(write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the broker refuses the message, the id is stored REVOKED (a worker drops it) and the error raised."""
     write_config()
     celery_app = create_app({"CELERY": EAGER}).extensions["celery"]
     task = celery_app.tasks[tasks.sample_task.name]
@@ -160,9 +160,13 @@ def test_failed_publish_leaves_no_record(write_config: WriteConfig, monkeypatch:
         raise OperationalError("broker unreachable")
 
     monkeypatch.setattr(task, "apply_async", refuse)
-    with pytest.raises(OperationalError):
+    with pytest.raises(OperationalError, match=r"^broker unreachable$"):
         tasks.submit(task)
-    assert not celery_app.AsyncResult(str(task_id)).exists()
+    refused = celery_app.AsyncResult(str(task_id))
+    assert (refused.state, repr(refused.result)) == (
+        "REVOKED",
+        repr(TaskRevokedError("refused: the broker did not accept it")),
+    )
 
 
 @pytest.mark.parametrize(
