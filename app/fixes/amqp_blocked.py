@@ -10,8 +10,14 @@ set_vm_memory_high_watermark absolute 1``; it answered again only once the alarm
 
 Here the blocked connection is dropped (its socket closed, no handshake) and the wait ends
 with ``BrokerBlocked``: kombu raises its OperationalError (a 503) without retrying, since a
-new connection would be blocked as well. RabbitMQ had already taken the publish in: it
-queues it once the alarm clears, as with any publish it never confirmed (README, "Reliability").
+new connection would be blocked as well.
+
+The refused message is not lost to the broker, though. RabbitMQ blocks a connection only
+once it publishes under the alarm (on the publish's content header), so it has read that
+publish: it keeps the connection, the message's body unread in it, until the alarm clears,
+then queues it. Nothing tells a connection before its first publish, so the publish cannot
+be refused sooner; instead ``app.tasks.submit_as`` stores a refused task as REVOKED, which
+a worker never runs.
 """
 
 from __future__ import annotations
