@@ -57,9 +57,13 @@ def celery_init_app(app: Flask) -> Celery:
             self.backend.store_result(task_id, None, states.PENDING, retry_policy=NO_RETRY)
             try:
                 sent = super().apply_async(args, kwargs, task_id=task_id, **options)
-            except OperationalError:  # not sent: an id never run must not look queued
+            except OperationalError:
+                # Refused (503), yet the broker may hold the message: RabbitMQ reads a publish
+                # before it blocks the connection (app/fixes/amqp_blocked.py), a stalled broker
+                # may deliver what it never confirmed. Stored REVOKED, it never runs; a task
+                # already running (a retry, a held-back duplicate sent again) is left alone.
                 if self.backend.get_state(task_id) == states.PENDING:
-                    self.backend.forget(task_id)
+                    self.backend.mark_as_revoked(task_id, "refused: the broker did not accept it")
                 raise
             logger.info("queued %s[%s]", self.name, task_id)
             return sent

@@ -8,9 +8,15 @@ from a peer that reads nothing: ``POST /task/`` hung until the alarm cleared.
 
 Here the blocked connection is dropped (its socket closed, no handshake) and the wait ends
 with ``BrokerBlocked``: kombu raises its OperationalError (a 503) without retrying, since a
-new connection would be blocked as well. RabbitMQ had already taken the publish in: it
-queues it once the alarm clears, as with any publish it never confirmed (README, "Reliability").
-The fault, a reproduction and the proposed upstream change: docs/upstream.md.
+new connection would be blocked as well.
+
+The refused message is not lost to the broker, though. RabbitMQ blocks a connection only
+once it publishes under the alarm (on the publish's content header), so it has read that
+publish: it keeps the connection, the message's body unread in it, until the alarm clears,
+then queues it. Nothing tells a connection before its first publish, so the publish cannot
+be refused sooner; instead a refused task is stored as REVOKED (celery_app.FlaskTask),
+which a worker never runs. The fault, a reproduction and the proposed upstream change:
+docs/upstream.md.
 """
 
 from __future__ import annotations

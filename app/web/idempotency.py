@@ -3,10 +3,10 @@
 As in the IETF draft "The Idempotency-Key HTTP Header Field". The first request with a
 key fixes the task id for it (a record kept as long as results are, in the result
 backend); a repeat with the same parameters answers that id and queues nothing, with
-other parameters 422, while another request with the key is being accepted 409. A 503
-keeps the id: the retry publishes it again, so a message the broker took without
-confirming it and the retry's are one task, which the worker runs once it has finished
-(app/runs.py drops the other).
+other parameters 422, while another request with the key is being accepted 409. A
+publish the broker refuses (a 503) frees the key: its id is stored as refused, so that a
+message the broker took without confirming it never runs (celery_app.FlaskTask), and the retry
+queues a task of its own under a new id.
 
 Atomic on Redis result backends (SET NX GET: Redis 7.0 or later); on other key-value
 backends a lock of this process stands in for it; the SQLAlchemy backend keeps no such
@@ -26,6 +26,7 @@ from celery import Celery
 from celery.backends.base import KeyValueStoreBackend
 from celery.backends.redis import RedisBackend
 from flask import abort
+from kombu.exceptions import OperationalError
 
 # How long a request may take to accept a task before another with its key may try.
 ACCEPTING_SECONDS = 10
@@ -69,6 +70,9 @@ def _submit_once(celery_app: Celery, key: str, parameters: dict[str, Any], submi
         abort(409, description="A request with this Idempotency-Key is being accepted; try again shortly.")
     try:
         return submit(task_id)
+    except OperationalError:
+        backend.delete(record_name)  # before the lock goes: no other request takes the refused id
+        raise
     finally:
         backend.delete(lock_name)
 

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 from celery import Task, states
 from celery.backends.redis import RedisBackend
-from celery.exceptions import Retry
+from celery.exceptions import Retry, TaskRevokedError
 from celery.signals import task_retry
 from celery.utils import time as celery_time
 from celery.worker.consumer import Connection, Consumer
@@ -290,10 +290,10 @@ def test_a_message_sent_is_recorded_first_so_its_id_is_known(
     assert f"queued {failing_task.name}[{task_id}]" in caplog.messages
 
 
-def test_a_message_the_broker_refused_leaves_no_record(
+def test_a_message_the_broker_refused_is_stored_as_revoked(
     write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The broker refuses the message: the id is forgotten (it must not look queued) and the error raised."""
+    """The broker refuses the message: the id is stored REVOKED (a worker drops it if it comes), the error raised."""
     write_config()
     celery_app = create_app().extensions["celery"]
 
@@ -301,9 +301,13 @@ def test_a_message_the_broker_refused_leaves_no_record(
         raise OperationalError("broker unreachable")
 
     monkeypatch.setattr(Task, "apply_async", refuse)  # Celery's own publish, below the factory's
-    with pytest.raises(OperationalError):
+    with pytest.raises(OperationalError, match=r"^broker unreachable$"):
         celery_app.tasks[failing_task.name].apply_async(("x",), task_id="refused-id")
-    assert not celery_app.AsyncResult("refused-id").exists()
+    refused = celery_app.AsyncResult("refused-id")
+    assert (refused.state, repr(refused.result)) == (
+        "REVOKED",
+        repr(TaskRevokedError("refused: the broker did not accept it")),
+    )
 
 
 def test_a_message_sent_again_while_the_task_runs_keeps_its_record(

@@ -48,10 +48,10 @@ def assert_unavailable(response: Any, dependency: str) -> None:
     assert response.json["error"]["message"] == f"The {dependency} is unreachable; try again later."
 
 
-def test_post_with_broker_down_is_503_and_leaves_no_record(
+def test_post_with_broker_down_is_503_and_its_task_refused(
     write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The broker refuses: 503 JSON, and the id recorded before publishing is forgotten."""
+    """The broker refuses: 503 JSON, and the id recorded before publishing is stored REVOKED (never to run)."""
     app = app_with(write_config, broker_url=REFUSING_BROKER)
     task_id = uuid.uuid4()
     monkeypatch.setattr(celery_app_module, "uuid", lambda: str(task_id))  # the factory's ids only
@@ -59,7 +59,7 @@ def test_post_with_broker_down_is_503_and_leaves_no_record(
     response = app.test_client().post("/task/")
     assert time.monotonic() - started < 3
     assert_unavailable(response, "broker")
-    assert not app.extensions["celery"].AsyncResult(str(task_id)).exists()
+    assert app.extensions["celery"].AsyncResult(str(task_id)).state == "REVOKED"
 
 
 def test_post_with_backend_down_is_503_and_publishes_nothing(write_config: WriteConfig) -> None:

@@ -142,16 +142,18 @@ def refuse_the_first_publish(task: Any, monkeypatch: pytest.MonkeyPatch) -> list
     return attempts
 
 
-def test_after_a_503_the_same_key_succeeds_with_the_same_id(
+def test_after_a_503_the_same_key_queues_a_new_task(
     key: str, app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A publish that fails answers 503 and keeps the key's id: the retry publishes that task."""
+    """A publish that fails answers 503 and frees the key: the refused id stays REVOKED, the retry has its own."""
     task = app.extensions["celery"].tasks["app.tasks.sample_task"]
     attempts = refuse_the_first_publish(task, monkeypatch)
     assert post(client, key).status_code == 503
     retried = post(client, key)
     assert retried.status_code == 202
-    assert attempts == [retried.json["task_id"]] * 2
+    assert attempts == [attempts[0], retried.json["task_id"]] and attempts[0] != attempts[1]
+    assert app.extensions["celery"].AsyncResult(attempts[0]).state == "REVOKED"
+    assert post(client, key).json["task_id"] == attempts[1]
 
 
 @pytest.mark.parametrize(
@@ -323,18 +325,18 @@ def test_on_redis_a_key_being_accepted_elsewhere_is_409(key: str, redis_app: Fla
     assert not redis_app.extensions["celery"].AsyncResult(task_id).exists()  # nothing queued
 
 
-def test_on_redis_a_failed_publish_releases_the_lock_and_keeps_the_id(
+def test_on_redis_a_failed_publish_releases_the_lock_and_the_key(
     key: str, redis_app: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A 503 removes the key's lock at once: the retry is not refused with 409, and publishes the same id."""
+    """A 503 removes the key's record and lock at once: the retry is not refused with 409, and has a new id."""
     task = redis_app.extensions["celery"].tasks["app.tasks.sample_task"]
     attempts = refuse_the_first_publish(task, monkeypatch)
     client = redis_app.test_client()
     assert post(client, key).status_code == 503
-    assert names(redis_app, key)[1] not in redis_of(redis_app).values
+    assert [name in redis_of(redis_app).values for name in names(redis_app, key)] == [False, False]
     retried = post(client, key)
     assert retried.status_code == 202
-    assert attempts == [retried.json["task_id"]] * 2
+    assert attempts == [attempts[0], retried.json["task_id"]] and attempts[0] != attempts[1]
 
 
 def test_on_redis_requests_do_not_wait_for_each_other_in_the_process(key: str, redis_app: Flask) -> None:
