@@ -251,7 +251,7 @@ def test_a_cancelled_running_task_stops_at_its_next_step_and_nothing_is_killed(
 def test_a_post_retried_with_its_key_after_a_stalled_brokers_503_runs_once(
     own: services.Containers, own_config: Path, tmp_path: Path
 ) -> None:
-    """RabbitMQ stalls: 503 (the message may still arrive); the retry with the same key: that task, run once."""
+    """RabbitMQ stalls: 503 (if the message arrives, it is REVOKED); the retry with the key: a new task, run once."""
     client = create_app_from(own_config).test_client()
     key = f"order-{uuid.uuid4()}"
     log = tmp_path / "worker.log"
