@@ -74,10 +74,10 @@ def test_the_worker_outlives_a_result_backend_that_is_away(
     name = f"backend-away@{RUN}"
     with cli_worker(path, log, "--loglevel=info", "--concurrency=1", f"--hostname={name}", pool="prefork") as worker:
         wait_until(lambda: answers(celery_app, name), "the worker never answered")
-        # Published as `delay()` does: sending needs no result backend.
-        first = celery_app.tasks[sample_task.name].apply_async(kwargs={"seconds": 0}).id
+        # Sent by name, as another service would: the factory's id record needs the backend.
+        first = celery_app.send_task(sample_task.name, kwargs={"seconds": 0}).id
         wait_until(lambda: count(f"[{first}] sleeping") == 1, "the task never ran")
-        second = celery_app.tasks[sample_task.name].apply_async(kwargs={"seconds": 0}).id
+        second = celery_app.send_task(sample_task.name, kwargs={"seconds": 0}).id
         wait_until(lambda: count(f"[{second}] sleeping") == 1, "the worker did not take the next task")
         assert answers(celery_app, name)
         assert worker.poll() is None

@@ -15,6 +15,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
+from app.tasks import sample_task
 from tests.integration.conftest import WriteConfig, create_app_from, wait_for_state
 
 pytestmark = pytest.mark.integration
@@ -55,7 +56,7 @@ def test_one_trace_spans_the_request_the_publish_and_the_run(
     wait_for_state(client, f"/task/{task_id}", "SUCCESS")
     publish, run = spans_of(exporter, SpanKind.PRODUCER), spans_of(exporter, SpanKind.CONSUMER)
     assert request.name == "POST /task/"
-    assert (publish.name, run.name) == ("apply_async/app.tasks.sample_task", "run/app.tasks.sample_task")
+    assert (publish.name, run.name) == (f"apply_async/{sample_task.name}", f"run/{sample_task.name}")
     assert request.context and publish.context and run.context and publish.parent and run.parent
     assert request.context.trace_id == publish.context.trace_id == run.context.trace_id
     assert (publish.parent.span_id, run.parent.span_id) == (request.context.span_id, publish.context.span_id)
