@@ -50,8 +50,9 @@ STATES = (
     "local function is_final(key) return final[status(redis.call('GET', key))] == true end\n"
     "local function replaces(key, record)\n"
     "    local current = status(redis.call('GET', key))\n"
+    "    if current == nil or current == 'PENDING' then return true end\n"
     "    if final[current] then return false end\n"
-    "    return status(record) ~= 'PENDING' or current == nil or current == 'PENDING'\n"
+    "    return status(record) ~= 'PENDING'\n"  # decoded only over a run's state
     "end\n"
 )
 # Celery's RedisBackend._set (a SETEX, or a SET when results never expire, then a PUBLISH
