@@ -1,4 +1,4 @@
-"""The task API's contract: codes, JSON bodies, Location (app/routes.py, app/web/task_api.py, app/web/contract.py)."""
+"""The task API's contract: codes, JSON bodies, Location (app/routes.py, app/web/task_api.py, contract.py)."""
 
 from __future__ import annotations
 

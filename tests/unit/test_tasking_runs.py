@@ -1,4 +1,4 @@
-"""A task runs once (app/tasking/runs.py): not after it finished, never beside another run; traced as a worker does."""
+"""A task runs once (app/tasking/runs.py): not after it finished, nor beside another run; traced as workers do."""
 
 from __future__ import annotations
 
