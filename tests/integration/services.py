@@ -21,7 +21,7 @@ import redis
 
 if TYPE_CHECKING:
     from testcontainers.core.container import DockerContainer
-    from testcontainers.core.waiting_utils import WaitStrategy
+    from testcontainers.core.waiting_utils import WaitStrategy, WaitStrategyTarget
 
 # Official images by default; override for a mirror or images built offline
 # (.ci/build-offline-images).
@@ -162,10 +162,12 @@ def _closing_ping() -> WaitStrategy:
     redis-py's clients sit in reference cycles: collected, a client's socket may be
     finalized before the client closes it, a ResourceWarning in whichever test runs then.
     """
-    from testcontainers.community.redis import PingWaitStrategy
+    from testcontainers.community.redis import PingWaitStrategy, RedisContainer
 
-    class ClosingPing(PingWaitStrategy):  # type: ignore[misc]
-        def wait_until_ready(self, container: DockerContainer) -> None:
+    class ClosingPing(PingWaitStrategy):
+        def wait_until_ready(self, container: WaitStrategyTarget) -> None:
+            assert isinstance(container, RedisContainer)
+
             def ping() -> bool:
                 with container.get_client() as client:
                     return bool(client.ping())
