@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import urllib.request
 
 from flask.testing import FlaskClient
@@ -21,6 +22,18 @@ def scrape_worker(port: int) -> Samples:
     """A worker's own metrics port (WORKER_METRICS_PORT), parsed."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         return parse(response.read().decode())
+
+
+def scrape_worker_until(
+    port: int, before: Samples, name: str, by: float, timeout: float = 30, **labels: str
+) -> Samples:
+    """Scrape a worker until the sample has grown by `by` since `before` (or `timeout` s passed); that scrape."""
+    deadline = time.monotonic() + timeout
+    while True:
+        samples = scrape_worker(port)
+        if moved(before, samples, name, **labels) >= by or time.monotonic() > deadline:
+            return samples
+        time.sleep(0.05)
 
 
 def parse(text: str) -> Samples:

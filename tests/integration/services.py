@@ -21,6 +21,7 @@ import redis
 
 if TYPE_CHECKING:
     from testcontainers.core.container import DockerContainer
+    from testcontainers.core.waiting_utils import WaitStrategy, WaitStrategyTarget
 
 # Official images by default; override for a mirror or images built offline
 # (.ci/build-offline-images).
@@ -134,6 +135,7 @@ def containers(fixed_ports: bool = False, redis_password: str | None = None) -> 
             Reaper.get_instance()
 
     rabbitmq, redis = RabbitMqContainer(RABBITMQ_IMAGE), RedisContainer(REDIS_IMAGE, password=redis_password)
+    redis.waiting_for(_closing_ping())
     # A node name that needs no lookup of the container's host name: boots 0.7 s sooner.
     rabbitmq.with_env("RABBITMQ_NODENAME", "rabbit@localhost")
     if fixed_ports:
@@ -152,6 +154,28 @@ def containers(fixed_ports: bool = False, redis_password: str | None = None) -> 
             source=f"testcontainers ({RABBITMQ_IMAGE}, {REDIS_IMAGE})",
         )
         yield Containers(services, rabbitmq, redis)
+
+
+def _closing_ping() -> WaitStrategy:
+    """testcontainers' readiness check of Redis, closing the client it pings with (its own leaves it to the gc).
+
+    redis-py's clients sit in reference cycles: collected, a client's socket may be
+    finalized before the client closes it, a ResourceWarning in whichever test runs then.
+    """
+    from testcontainers.community.redis import PingWaitStrategy, RedisContainer
+
+    class ClosingPing(PingWaitStrategy):
+        def wait_until_ready(self, container: WaitStrategyTarget) -> None:
+            assert isinstance(container, RedisContainer)
+
+            def ping() -> bool:
+                with container.get_client() as client:
+                    return bool(client.ping())
+
+            if not self._poll(ping):
+                raise redis.exceptions.ConnectionError("Could not connect to Redis")
+
+    return ClosingPing()
 
 
 def free_port() -> int:

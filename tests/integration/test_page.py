@@ -9,16 +9,19 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Iterator
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from celery.worker import WorkController
 from flask import Flask
 from werkzeug.serving import make_server
+from werkzeug.wsgi import ClosingIterator
 
 from tests import ROOT
 from tests.integration import services
+from tests.integration.conftest import close_thread_backend
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -41,12 +44,22 @@ CHROMIUM_ARGS = [
 @pytest.fixture(scope="module")
 def base_url(app: Flask, embedded_worker: WorkController) -> Iterator[str]:
     """The app served over HTTP on 127.0.0.1 from a thread, with the session's worker behind it."""
-    server = make_server("127.0.0.1", services.free_port(), app, threaded=True)
+    server = make_server("127.0.0.1", services.free_port(), closing_thread_backends(app), threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
     thread.join(timeout=10)
+
+
+def closing_thread_backends(app: Flask) -> Any:
+    """`app`, closing each response's thread's result backend once sent: the server runs a thread per request."""
+    celery_app = app.extensions["celery"]
+
+    def serve(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        return ClosingIterator(app(environ, start_response), partial(close_thread_backend, celery_app))
+
+    return serve
 
 
 @pytest.fixture

@@ -67,12 +67,6 @@ def test_test_config_wins_and_merges_celery_settings(write_config: WriteConfig) 
     assert celery_of(app).conf.broker_url == "memory://"
 
 
-def test_extension_and_blueprints_are_registered(app: Flask) -> None:
-    """The Celery app lives in app.extensions; the task and health endpoints exist."""
-    assert isinstance(app.extensions["celery"], Celery)
-    assert {"tasks", "health"} <= set(app.blueprints)
-
-
 def test_test_config_without_celery_settings(write_config: WriteConfig) -> None:
     """test_config may leave Celery alone: the file's settings stay."""
     write_config()

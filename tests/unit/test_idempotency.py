@@ -5,22 +5,20 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import fakeredis
 import pytest
 from celery import Task
 from flask import Flask
 from flask.testing import FlaskClient
 from kombu.exceptions import OperationalError
-from redis.exceptions import DataError as RedisDataError
-from redis.exceptions import ResponseError as RedisResponseError
 
 from app import create_app
-from app.fixes.redis_results import SET_UNLESS_FINAL, PublisherRedisBackend
+from app.fixes.redis_results import PublisherRedisBackend
 from app.web import idempotency
 from tests.unit.conftest import IN_MEMORY_CONFIG, WriteConfig
 
@@ -176,82 +174,45 @@ def test_the_longest_key_is_accepted(client: FlaskClient, published: list[str]) 
     assert post(client, "k" * 255).status_code == 202
 
 
-def test_a_database_result_backend_answers_501(key: str, write_config: WriteConfig, tmp_path: Path) -> None:
-    """The SQLAlchemy backend keeps no key records: the header is refused, plainly."""
+def test_a_database_result_backend_answers_501_naming_what_is_needed(
+    key: str, write_config: WriteConfig, tmp_path: Path
+) -> None:
+    """The SQLAlchemy backend keeps no key records: the header is refused plainly, saying which backends keep keys."""
     celery = {**IN_MEMORY_CONFIG["celery"], "result_backend": f"db+sqlite:///{tmp_path}/results.db"}
     write_config({**IN_MEMORY_CONFIG, "celery": celery})
     response = post(create_app().test_client(), key)
-    assert (response.status_code, response.is_json) == (501, True)
+    assert (response.status_code, response.json["error"]["message"]) == (
+        501,
+        "Idempotency-Key needs a key-value result backend (Redis, memcached, file).",
+    )
 
 
 def _digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-class FakeRedis:
-    """The commands of redis-py's client that the Redis result backend and the keys use, on a dict.
-
-    SET answers as Redis 7 does with NX and GET; each SET's expiry is recorded, not enforced.
-    """
-
-    def __init__(self) -> None:
-        self.values: dict[bytes, bytes] = {}
-        self.sets: list[tuple[bytes, int | None]] = []  # (name, ex) of each SET that stored
-
-    def set(
-        self, name: bytes, value: bytes | str | None, ex: int | None = None, nx: bool = False, get: bool = False
-    ) -> bytes | bool | None:
-        if value is None:  # redis-py refuses it before sending anything
-            raise RedisDataError("Invalid input of type: 'NoneType'. Convert to a bytes, string, int or float first.")
-        if ex is not None and ex <= 0:
-            raise RedisResponseError("invalid expire time in 'set' command")
-        old = self.values.get(name)
-        stored = old is None or not nx
-        if stored:
-            self.values[name] = value.encode() if isinstance(value, str) else value
-            self.sets.append((name, ex))
-        return old if get else (stored or None)
-
-    def get(self, name: bytes) -> bytes | None:
-        return self.values.get(name)
-
-    def delete(self, *names: bytes) -> int:
-        return sum(self.values.pop(name, None) is not None for name in names)
-
-    def register_script(self, script: str) -> Callable[..., int]:
-        """redis-py's Script, called as the backend calls it (it sends the script's SHA1: here, the script)."""
-        return lambda keys, args: self.eval(script, len(keys), *keys, *args)
-
-    def eval(self, script: str, numkeys: int, name: bytes, value: bytes | str, seconds: int) -> int:
-        """How the backend stores task records: SET_UNLESS_FINAL in Python (its Lua: test_redis_results.py)."""
-        assert (script, numkeys) == (SET_UNLESS_FINAL, 1)
-        current = self.values.get(name)
-        if current is not None and json.loads(current)["status"] in ("SUCCESS", "FAILURE"):
-            return 0
-        self.set(name, value, ex=seconds or None)
-        return 1
-
-
 @pytest.fixture
-def redis_app(write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch) -> Flask:
-    """An app whose result backend is Redis (the factory's PublisherRedisBackend) on a FakeRedis."""
-    # One backend for every thread (Celery's default is one a thread), so one FakeRedis.
-    celery = {
-        **IN_MEMORY_CONFIG["celery"],
-        "result_backend": "redis://127.0.0.1:1/0",
-        "result_backend_thread_safe": True,
-    }
-    write_config({**IN_MEMORY_CONFIG, "celery": celery})
+def redis() -> fakeredis.FakeRedis:
+    """A Redis of the test's own (fakeredis with lupa: SET NX GET, and the backend's Lua writes)."""
+    return fakeredis.FakeRedis()
+
+
+def redis_app_on(redis: fakeredis.FakeRedis, write_config: WriteConfig, **celery: object) -> Flask:
+    """An app whose result backend is the factory's Redis backend, on `redis`."""
+    # One backend for every thread (Celery's default is one a thread), so one client.
+    settings = {"result_backend": "redis://", "result_backend_thread_safe": True, **celery}
+    write_config({**IN_MEMORY_CONFIG, "celery": {**IN_MEMORY_CONFIG["celery"], **settings}})
     app = create_app()  # not eager: the task stays in the memory queue
     backend = app.extensions["celery"].backend
-    assert isinstance(backend, PublisherRedisBackend)
-    monkeypatch.setattr(backend, "client", FakeRedis())
+    assert isinstance(backend, PublisherRedisBackend)  # else the tests below would leave the Redis path untried
+    backend.client = redis
     return app
 
 
-def redis_of(app: Flask) -> FakeRedis:
-    redis: FakeRedis = app.extensions["celery"].backend.client
-    return redis
+@pytest.fixture
+def redis_app(redis: fakeredis.FakeRedis, write_config: WriteConfig) -> Flask:
+    """An app on `redis`, with the factory's Celery settings."""
+    return redis_app_on(redis, write_config)
 
 
 def names(app: Flask, key: str) -> tuple[bytes, bytes]:
@@ -262,40 +223,44 @@ def names(app: Flask, key: str) -> tuple[bytes, bytes]:
     )
 
 
-def test_on_redis_every_repeat_answers_the_first_task(key: str, redis_app: Flask) -> None:
+def test_on_redis_every_repeat_answers_the_first_task(key: str, redis: fakeredis.FakeRedis, redis_app: Flask) -> None:
     """On a Redis result backend as on others: one task for a key, its id answered to every repeat."""
     client = redis_app.test_client()
     responses = [post(client, key, seconds=1) for _ in range(3)]
     assert [response.status_code for response in responses] == [202] * 3
     assert {response.json["task_id"] for response in responses} == {responses[0].json["task_id"]}
-    record = json.loads(redis_of(redis_app).values[names(redis_app, key)[0]])
+    record = json.loads(redis.get(names(redis_app, key)[0]))
     assert record["task_id"] == responses[0].json["task_id"]
     assert redis_app.extensions["celery"].AsyncResult(record["task_id"]).exists()
 
 
-def test_on_redis_the_record_lives_as_long_as_results_and_the_lock_briefly(key: str, redis_app: Flask) -> None:
-    """The key's record expires with results (result_expires), its lock after ACCEPTING_SECONDS, then is removed."""
-    post(redis_app.test_client(), key)
+def test_on_redis_the_record_lives_as_long_as_results_and_the_lock_only_while_accepting(
+    key: str, redis: fakeredis.FakeRedis, redis_app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The key's record expires with results (result_expires: a day); its lock lives while the task is published.
+
+    Held then with ACCEPTING_SECONDS to live (a request that died leaves it only that long), removed once answered.
+    """
     record, lock = names(redis_app, key)
-    redis = redis_of(redis_app)
-    assert [(name, ex) for name, ex in redis.sets if name in (record, lock)] == [
-        (record, 86400),
-        (lock, idempotency.ACCEPTING_SECONDS),
-    ]
-    assert idempotency.ACCEPTING_SECONDS == 10
-    assert lock not in redis.values and record in redis.values
+    lock_ttl_while_publishing: list[int] = []
+
+    def publish(task: Task, args: object, kwargs: object, task_id: str, **options: object) -> Sent:
+        lock_ttl_while_publishing.append(redis.ttl(lock))
+        return Sent(task_id)
+
+    monkeypatch.setattr(Task, "apply_async", publish)  # Celery's own, below the factory's
+    assert post(redis_app.test_client(), key).status_code == 202
+    assert lock_ttl_while_publishing == [idempotency.ACCEPTING_SECONDS]
+    assert (redis.ttl(record), redis.exists(lock)) == (86400, 0)
 
 
 def test_on_redis_results_kept_forever_keep_the_key_forever(
-    key: str, write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch
+    key: str, redis: fakeredis.FakeRedis, write_config: WriteConfig
 ) -> None:
     """`result_expires: 0` keeps results forever: the key's record gets no expiry (Redis refuses EX 0)."""
-    celery = {**IN_MEMORY_CONFIG["celery"], "result_backend": "redis://127.0.0.1:1/0", "result_expires": 0}
-    write_config({**IN_MEMORY_CONFIG, "celery": celery})
-    app = create_app()
-    monkeypatch.setattr(app.extensions["celery"].backend, "client", FakeRedis())
+    app = redis_app_on(redis, write_config, result_expires=0)
     assert post(app.test_client(), key).status_code == 202
-    assert (names(app, key)[0], None) in redis_of(app).sets
+    assert redis.ttl(names(app, key)[0]) == -1  # Redis's answer for a key without expiry
 
 
 def test_on_redis_other_parameters_are_422_and_change_nothing(key: str, redis_app: Flask) -> None:
@@ -310,30 +275,29 @@ def test_on_redis_other_parameters_are_422_and_change_nothing(key: str, redis_ap
     assert post(client, key, seconds=1).json == first.json
 
 
-def test_on_redis_a_key_being_accepted_elsewhere_is_409(key: str, redis_app: Flask) -> None:
+def test_on_redis_a_key_being_accepted_elsewhere_is_409(key: str, redis: fakeredis.FakeRedis, redis_app: Flask) -> None:
     """While another process holds the key's lock in Redis, the POST answers 409 and leaves the lock to it."""
     record, lock = names(redis_app, key)
-    redis = redis_of(redis_app)
-    redis.values[lock] = b"accepting"
+    redis.set(lock, "accepting")
     response = post(redis_app.test_client(), key)
     assert (response.status_code, response.json["error"]["message"]) == (
         409,
         "A request with this Idempotency-Key is being accepted; try again shortly.",
     )
-    assert redis.values[lock] == b"accepting"
-    task_id = json.loads(redis.values[record])["task_id"]
+    assert redis.get(lock) == b"accepting"
+    task_id = json.loads(redis.get(record))["task_id"]
     assert not redis_app.extensions["celery"].AsyncResult(task_id).exists()  # nothing queued
 
 
 def test_on_redis_a_failed_publish_releases_the_lock_and_the_key(
-    key: str, redis_app: Flask, monkeypatch: pytest.MonkeyPatch
+    key: str, redis: fakeredis.FakeRedis, redis_app: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A 503 removes the key's record and lock at once: the retry is not refused with 409, and has a new id."""
     task = redis_app.extensions["celery"].tasks["app.tasks.sample_task"]
     attempts = refuse_the_first_publish(task, monkeypatch)
     client = redis_app.test_client()
     assert post(client, key).status_code == 503
-    assert [name in redis_of(redis_app).values for name in names(redis_app, key)] == [False, False]
+    assert [redis.exists(name) for name in names(redis_app, key)] == [0, 0]
     retried = post(client, key)
     assert retried.status_code == 202
     assert attempts == [attempts[0], retried.json["task_id"]] and attempts[0] != attempts[1]
@@ -341,16 +305,7 @@ def test_on_redis_a_failed_publish_releases_the_lock_and_the_key(
 
 def test_on_redis_requests_do_not_wait_for_each_other_in_the_process(key: str, redis_app: Flask) -> None:
     """Redis's atomic SET decides: a POST with a key does not wait for the process's own lock."""
-    with idempotency._LOCAL, ThreadPoolExecutor(1) as pool:  # as if another request held it
+    # The lock is released before the pool is joined: a POST that waits for it fails the test, not hangs it.
+    with ThreadPoolExecutor(1) as pool, idempotency._LOCAL:  # as if another request held it
         response = pool.submit(post, redis_app.test_client(), key).result(timeout=5)
     assert response.status_code == 202
-
-
-def test_a_database_result_backend_names_what_is_needed(key: str, write_config: WriteConfig, tmp_path: Path) -> None:
-    """The 501 says which result backends keep keys."""
-    celery = {**IN_MEMORY_CONFIG["celery"], "result_backend": f"db+sqlite:///{tmp_path}/results.db"}
-    write_config({**IN_MEMORY_CONFIG, "celery": celery})
-    response = post(create_app().test_client(), key)
-    assert response.json["error"]["message"] == (
-        "Idempotency-Key needs a key-value result backend (Redis, memcached, file)."
-    )

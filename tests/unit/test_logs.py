@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import pytest
 from celery import shared_task
 from flask import Flask
 
-from app.logs import FORMAT, ContextFilter, configure_logging
+from app.logs import ContextFilter, configure_logging
 
 
 @shared_task(bind=True)
@@ -27,14 +28,20 @@ def test_lines_inside_a_task_carry_its_id(app: Flask, caplog: pytest.LogCaptureF
     assert ids == {"outside": "-", "inside": "task-42"}
 
 
-def test_configure_logging_adds_one_handler_and_respects_an_existing_setup(monkeypatch: pytest.MonkeyPatch) -> None:
-    """First call: one stderr handler in FORMAT at INFO; later calls, or a prior setup: untouched."""
+def test_configure_logging_writes_info_lines_to_stderr_once(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """First call: INFO and above on stderr, each line with its time, level, process, logger, request and task.
+
+    A later call finds a setup and leaves it alone: no line is written twice.
+    """
     root = logging.getLogger()
     monkeypatch.setattr(root, "handlers", [])
     monkeypatch.setattr(root, "level", logging.WARNING)
     configure_logging()
     configure_logging()
-    (handler,) = root.handlers
-    assert handler.formatter is not None and handler.formatter._fmt == FORMAT
-    assert [type(f) for f in handler.filters] == [ContextFilter]
-    assert root.level == logging.INFO
+    logger = logging.getLogger("tests.configured")
+    logger.debug("not shown")
+    logger.info("shown")
+    line = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO MainProcess tests\.configured \[-\] \[-\] shown\n"
+    assert re.fullmatch(line, capsys.readouterr().err)
