@@ -80,14 +80,6 @@ def test_a_finished_result_is_never_overwritten(redis: Redis, write_config: Writ
     assert backend.get_task_meta("task-1")["status"] == final
 
 
-def test_of_two_runs_ending_together_the_first_result_stays(redis: Redis, write_config: WriteConfig) -> None:
-    """Two runs' results, each one write with no read before it (Celery's read would race): the first stays."""
-    backend = backend_on(redis, write_config)
-    backend.store_result("task-1", "first run", states.SUCCESS)
-    backend.store_result("task-1", "second run", states.SUCCESS)
-    assert backend.get_task_meta("task-1")["result"] == "first run"
-
-
 def test_post_records_the_id_in_one_round_trip(
     redis: Redis, write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
