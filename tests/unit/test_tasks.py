@@ -25,7 +25,7 @@ def test_sample_task_sleeps_in_steps_reporting_progress(
     monkeypatch.setattr(tasks.sample_task, "update_state", lambda **state: progress.append(state))
     app.config["SAMPLE_TASK_SECONDS"] = 7
     client.post("/task/", **body)
-    assert slept == [seconds / tasks.PROGRESS_STEPS] * tasks.PROGRESS_STEPS
+    assert slept == [seconds / 10] * 10
     assert progress == [{"state": "PROGRESS", "meta": {"progress": step / 10}} for step in range(10)]
 
 
@@ -57,9 +57,9 @@ def test_a_task_goes_on_while_the_result_backend_is_away(
     app.config["SAMPLE_TASK_SECONDS"] = 1
     result = tasks.sample_task.apply()
     assert result.successful()
-    assert len(slept) == tasks.PROGRESS_STEPS
+    assert len(slept) == 10
     warnings = [record.getMessage() for record in caplog.records if record.name == "app.tasking.progress"]
-    expected = tasks.PROGRESS_STEPS + (failing == "get_state")  # the check after the last step reads too
+    expected = 10 + (failing == "get_state")  # the check after the last step reads too
     assert (
         warnings
         == ["result backend unreachable (result backend unreachable): progress not recorded, cancel not looked for"]
