@@ -17,6 +17,8 @@ from flask import Blueprint, Flask, current_app, json
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
+from app.web.task_api import parameters_of
+
 bp = Blueprint("contract", __name__)
 
 
@@ -45,9 +47,10 @@ def openapi() -> dict[str, Any]:
     spec = copy.deepcopy(_written())
     start = spec.pop("x-start-task")
     for rule in current_app.url_map.iter_rules():
-        parameters = getattr(current_app.view_functions[rule.endpoint], "parameters", None)
-        if parameters is None:
+        task = getattr(current_app.view_functions[rule.endpoint], "task", None)
+        if task is None:
             continue
+        parameters = parameters_of(task)
         schema = parameters.model_json_schema(ref_template="#/components/schemas/{model}")
         spec["components"]["schemas"].update(schema.pop("$defs", {}))
         operation = copy.deepcopy(start)

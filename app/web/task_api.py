@@ -11,6 +11,7 @@ keyword arguments, checked before anything is queued (400 naming the parameter),
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import typing
@@ -28,43 +29,45 @@ from app.web.idempotency import parse_key, submit_once
 
 # JSON gives no NaN, no infinities, and no "5" for 5.
 STRICT_JSON = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+# Each exposed task's parameters, by task name (parameters_of).
+_PARAMETERS: dict[str, type[BaseModel]] = {}
 
 
 def expose(bp: Blueprint, rule: str, task: Task) -> None:
     """Serve ``POST rule`` on ``bp``: start ``task`` with the body's keyword arguments."""
-    parameters = parameters_of(task)
-
-    def start() -> tuple[dict[str, Any], int, dict[str, str]]:
-        kwargs = _validated(parameters)
-        key = parse_key(request.headers["Idempotency-Key"]) if "Idempotency-Key" in request.headers else None
-        celery_app = current_app.extensions["celery"]
-        own = celery_app.tasks[task.name]  # this app's, not the process's default app's
-
-        def send(task_id: str | None = None) -> str:
-            return str(own.apply_async(kwargs=kwargs, task_id=task_id, confirm_timeout=CONFIRM_TIMEOUT).id)
-
-        # The id record is written first (celery_app.FlaskTask): if that fails, nothing is published.
-        with (
-            dependency("result backend", backend_errors(celery_app.backend), celery_app),
-            dependency("broker", (OperationalError,), celery_app),
-            PUBLISH_SECONDS.time(),
-        ):
-            task_id = send() if key is None else submit_once(celery_app, key, {task.name: kwargs}, send)
-        return (
-            {"task_id": task_id, "state": "PENDING"},
-            202,
-            {"Location": url_for("tasks.task_status", task_id=task_id)},
-        )
-
-    start.__doc__ = f"Start {task.name}."
-    start.parameters = parameters  # type: ignore[attr-defined]  # for the OpenAPI description (web/contract.py)
-    endpoint = f"start_{task.name.rsplit('.', 1)[-1]}"
+    view = functools.partial(start, task.name)
+    view.task = task  # type: ignore[attr-defined]  # for the OpenAPI description (web/contract.py)
     # `POST /task` too: a redirect to the slash would answer an HTML page.
-    bp.add_url_rule(rule, endpoint, start, methods=["POST"], strict_slashes=False)
+    bp.add_url_rule(rule, f"start_{task.name.rsplit('.', 1)[-1]}", view, methods=["POST"], strict_slashes=False)
+
+
+def start(task_name: str) -> tuple[dict[str, Any], int, dict[str, str]]:
+    """The view of every exposed task: queue it with the body's keyword arguments; 202, its id and Location."""
+    celery_app = current_app.extensions["celery"]
+    task = celery_app.tasks[task_name]  # this app's, not the process's default app's
+    kwargs = _validated(parameters_of(task))
+    key = parse_key(request.headers["Idempotency-Key"]) if "Idempotency-Key" in request.headers else None
+
+    def send(task_id: str | None = None) -> str:
+        return str(task.apply_async(kwargs=kwargs, task_id=task_id, confirm_timeout=CONFIRM_TIMEOUT).id)
+
+    # The id record is written first (celery_app.FlaskTask): if that fails, nothing is published.
+    with (
+        dependency("result backend", backend_errors(celery_app.backend), celery_app),
+        dependency("broker", (OperationalError,), celery_app),
+        PUBLISH_SECONDS.time(),
+    ):
+        task_id = send() if key is None else submit_once(celery_app, key, {task_name: kwargs}, send)
+    return {"task_id": task_id, "state": "PENDING"}, 202, {"Location": url_for("tasks.task_status", task_id=task_id)}
 
 
 def parameters_of(task: Task) -> type[BaseModel]:
-    """A pydantic model of the task's keyword arguments, from its signature (a bound task's ``self`` left out)."""
+    """A pydantic model of the task's keyword arguments, from its signature (a bound task's ``self`` left out).
+
+    Made at a task's first request, then kept: a model takes a millisecond to build.
+    """
+    if (known := _PARAMETERS.get(task.name)) is not None:
+        return known
     hints = typing.get_type_hints(task.run, include_extras=True)
     fields: dict[str, Any] = {
         parameter.name: (
@@ -74,7 +77,9 @@ def parameters_of(task: Task) -> type[BaseModel]:
         for parameter in inspect.signature(task.run).parameters.values()
         if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
     }
-    return create_model(task.name, __config__=STRICT_JSON, **fields)
+    model: type[BaseModel] = create_model(task.name, __config__=STRICT_JSON, **fields)
+    _PARAMETERS[task.name] = model
+    return model
 
 
 def _validated(parameters: type[BaseModel]) -> dict[str, Any]:
