@@ -27,12 +27,6 @@ GIT_IDENTITY = {
 }
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", 'template: services generated from this template with copier, and their own checks (README, "Tests")'
-    )
-
-
 def run(command: list[str], cwd: Path, check: bool = True, **env: str) -> subprocess.CompletedProcess[str]:
     """Run `command` in `cwd` with `env` added (and this environment's tools first); fail showing its output."""
     environment = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
