@@ -151,8 +151,8 @@ def test_a_service_is_the_template_but_for_its_name_and_readme(template_repo: Pa
 
 @pytest.mark.parametrize(
     "name",
-    ["Invoices", "invoices service", "9lives", "invoices-"],
-    ids=["capitals", "space", "digit-first", "dash-last"],
+    ["Invoices", "invoices service", "9lives", "invoices-", "x" * 64],
+    ids=["capitals", "space", "digit-first", "dash-last", "64-characters"],
 )
 def test_a_name_unusable_for_a_project_is_refused(template_repo: Path, tmp_path: Path, name: str) -> None:
     """copier stops with the rule before it writes anything."""
