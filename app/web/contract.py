@@ -55,6 +55,8 @@ def openapi() -> dict[str, Any]:
         spec["components"]["schemas"].update(schema.pop("$defs", {}))
         operation = copy.deepcopy(start)
         operation.update(summary=f"Start {parameters.__name__}", operationId=rule.endpoint)
-        operation["requestBody"]["content"]["application/json"]["schema"] = schema
+        body = operation["requestBody"]
+        body["required"] = "required" in schema  # without a body, a task's required parameters are missing: 400
+        body["content"]["application/json"]["schema"] = schema
         spec["paths"].setdefault(rule.rule, {})["post"] = operation
     return spec

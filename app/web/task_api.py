@@ -108,12 +108,22 @@ def json_object() -> dict[str, Any]:
     if not request.is_json:
         abort(415, description="Send parameters as application/json.")
     try:
-        body = json.loads(data, parse_constant=_refuse)
+        body = json.loads(data, parse_float=_number, parse_constant=_refuse)
     except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested past Python's limit
         abort(400, description="The body is not valid JSON.")
     if not isinstance(body, dict):
         abort(400, description="The body must be a JSON object.")
     return body
+
+
+def _number(literal: str) -> float:
+    """A number written with a fraction or an exponent: ``750.0`` is the integer 750, as JSON Schema counts it.
+
+    The description says ``integer`` for an ``int`` parameter, and JSON Schema takes 750.0
+    for one; strict validation would refuse it as a float.
+    """
+    number = float(literal)
+    return int(number) if number.is_integer() else number
 
 
 def _refuse(constant: str) -> float:

@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 from celery.app.task import Context
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
-from flask import Flask
+from flask import Blueprint, Flask
 from flask.testing import FlaskClient
 
 from app import create_app, routes, tasks
 from app.tasking import TransientError
-from tests.tasks import failing_task, flaky_task
+from app.web.task_api import expose
+from tests.tasks import counted_task, failing_task, flaky_task
 from tests.unit.conftest import EAGER, IN_MEMORY_CONFIG, WriteConfig
 
 
@@ -293,6 +294,33 @@ def test_openapi_description_covers_every_route(app: Flask, client: FlaskClient)
     }
     assert spec["openapi"].startswith("3.")
     assert described == served
+
+
+@pytest.mark.parametrize(
+    ("failures", "status"), [("0.0", 202), ("0e3", 202), ("0.5", 400)], ids=["point-zero", "exponent", "fraction"]
+)
+def test_an_integral_number_is_an_integer_as_json_schema_counts_it(app: Flask, failures: str, status: int) -> None:
+    """An ``int`` parameter described as ``integer`` takes 0.0 and 0e3 (the integer 0), not 0.5."""
+    extra = Blueprint("extra", __name__)
+    expose(extra, "/flaky/", flaky_task)
+    app.register_blueprint(extra)
+    client = app.test_client()
+    response = client.post("/flaky/", data=f'{{"failures": {failures}}}', content_type="application/json")
+    assert response.status_code == status
+    if status == 202:
+        assert client.get(response.headers["Location"]).json["result"] == 1  # no failure: the first attempt
+    else:
+        assert response.json["error"]["message"] == "Parameter failures: Input should be a valid integer."
+
+
+def test_openapi_description_requires_a_body_where_a_task_has_required_parameters(app: Flask) -> None:
+    """An exposed task with required parameters needs a body; the sample's are all optional, so it needs none."""
+    extra = Blueprint("extra", __name__)
+    expose(extra, "/count/", counted_task)
+    app.register_blueprint(extra)
+    paths = app.test_client().get("/openapi.json").json["paths"]
+    required = {path: paths[path]["post"]["requestBody"]["required"] for path in ("/count/", "/task/")}
+    assert required == {"/count/": True, "/task/": False}
 
 
 def test_openapi_description_states_the_configured_maximum(app: Flask, client: FlaskClient) -> None:
