@@ -52,6 +52,13 @@ def test_no_later_write_replaces_a_final_state(app: Flask, final: str) -> None:
     assert (meta["status"], str(meta["result"])) == (final, "first run")
 
 
+def test_a_write_keeps_its_traceback(app: Flask) -> None:
+    """What a backend stores of a FAILURE is Celery's whole record: the traceback too."""
+    backend, task_id = app.extensions["celery"].backend, str(uuid.uuid4())
+    backend.store_result(task_id, ValueError("failed"), states.FAILURE, traceback="Traceback ...")
+    assert backend.get_task_meta(task_id)["traceback"] == "Traceback ..."
+
+
 def test_a_state_not_yet_final_gives_way(app: Flask) -> None:
     """PENDING, STARTED, PROGRESS and RETRY are each replaced by what comes next."""
     backend, task_id = app.extensions["celery"].backend, str(uuid.uuid4())

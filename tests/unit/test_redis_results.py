@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import Counter
+from types import SimpleNamespace
 from typing import Any
 
 import fakeredis
@@ -154,10 +156,26 @@ def test_records_expire_as_result_expires_says(
 
 
 def test_a_failure_expires_as_result_failure_expires_says(redis: Redis, write_config: WriteConfig) -> None:
-    """A FAILURE keeps `result_failure_expires` (Celery's Redis backend passes it on), not `result_expires`."""
+    """A FAILURE keeps `result_failure_expires` (Celery passes it on), not `result_expires`; other states do not."""
     backend = backend_on(redis, write_config, result_expires=60, result_failure_expires=30)
     backend.store_result("task-1", ValueError("failed"), states.FAILURE)
+    backend.store_result("task-2", "done", states.SUCCESS)
     assert redis.pttl(backend.get_key_for_task("task-1")) in range(29_000, 30_001)
+    assert redis.pttl(backend.get_key_for_task("task-2")) in range(59_000, 60_001)
+
+
+def test_a_record_holds_what_celerys_own_write_holds(redis: Redis, write_config: WriteConfig) -> None:
+    """The one-round-trip write stores Celery's record: its task id, the traceback, the request's name (extended)."""
+    backend = backend_on(redis, write_config)
+    request = SimpleNamespace(task="tasks.example", args=[1], kwargs={}, hostname="w", retries=2, delivery_info={})
+    backend.store_result(b"task-1", ValueError("failed"), states.FAILURE, traceback="Traceback ...", request=request)
+    record = json.loads(redis.get(backend.get_key_for_task("task-1")))
+    assert (record["task_id"], record["traceback"], record["name"], record["retries"]) == (
+        "task-1",
+        "Traceback ...",
+        "tasks.example",
+        2,
+    )
 
 
 def test_a_value_that_is_not_json_is_overwritten(redis: Redis, write_config: WriteConfig) -> None:
@@ -177,4 +195,5 @@ def test_a_record_too_large_for_redis_names_its_task_and_state(
     with pytest.raises(BackendStoreError) as raised:
         backend.store_result("task-1", "x" * 200, states.SUCCESS)
     assert (raised.value.task_id, raised.value.state) == ("task-1", states.SUCCESS)
+    assert str(raised.value) == "value too large for Redis backend"
     assert redis.get(backend.get_key_for_task("task-1")) is None
