@@ -19,6 +19,7 @@ from typing import Any
 
 from celery import Task
 from flask import Blueprint, abort, current_app, request, url_for
+from flask.sansio.blueprints import BlueprintSetupState
 from kombu.exceptions import OperationalError
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
@@ -34,11 +35,15 @@ _PARAMETERS: dict[str, type[BaseModel]] = {}
 
 
 def expose(bp: Blueprint, rule: str, task: Task) -> None:
-    """Serve ``POST rule`` on ``bp``: start ``task`` with the body's keyword arguments."""
+    """Serve ``POST rule`` on ``bp``, in each app it is registered on: start ``task`` with the body's arguments."""
+    bp.record(lambda state: _serve(state, rule, task))
+
+
+def _serve(state: BlueprintSetupState, rule: str, task: Task) -> None:
     view = functools.partial(start, task.name)
     view.task = task  # type: ignore[attr-defined]  # for the OpenAPI description (web/contract.py)
     # `POST /task` too: a redirect to the slash would answer an HTML page.
-    bp.add_url_rule(rule, f"start_{task.name.rsplit('.', 1)[-1]}", view, methods=["POST"], strict_slashes=False)
+    state.add_url_rule(rule, f"start_{task.name.rsplit('.', 1)[-1]}", view, methods=["POST"], strict_slashes=False)
 
 
 def start(task_name: str) -> tuple[dict[str, Any], int, dict[str, str]]:

@@ -7,8 +7,10 @@ import re
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from celery import Task
 from celery.app.task import Context
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from flask import Blueprint, Flask
@@ -274,6 +276,21 @@ def test_post_accepts_no_body_an_empty_object_or_seconds(
     monkeypatch.setattr(tasks.time, "sleep", lambda seconds: None)
     rewind(body)
     assert client.post("/task/", **body).status_code == 202
+
+
+def test_a_post_waits_at_most_the_confirm_timeout(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The task is published asking RabbitMQ's confirm within 0.5 s (a stalled broker: integration tier, 503)."""
+    published: list[dict[str, object]] = []
+
+    def publish(task: Task, args: object, kwargs: object, **options: object) -> SimpleNamespace:
+        published.append(options)
+        return SimpleNamespace(id=options["task_id"])
+
+    monkeypatch.setattr(Task, "apply_async", publish)  # Celery's own, below the factory's
+    assert client.post("/task/", json={"seconds": 1}).status_code == 202
+    assert [options["confirm_timeout"] for options in published] == [0.5]
 
 
 def test_post_without_the_trailing_slash_is_served_not_redirected(client: FlaskClient) -> None:

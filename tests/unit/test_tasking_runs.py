@@ -53,7 +53,7 @@ def run(app: Flask, task_id: str, key: str | None = None) -> str:
     """Run `counted_task` from a delivered message, as a worker's pool does; the state the run ended in."""
     celery_app: Celery = app.extensions["celery"]
     task = celery_app.tasks[counted_task.name]
-    request = {"id": task_id, "hostname": "worker@test", "delivery_info": {"routing_key": "celery"}}
+    request = {"id": task_id, "task": task.name, "hostname": "worker@test", "delivery_info": {"routing_key": "celery"}}
     info = trace_task(task, task_id, [key or task_id], {}, request=request, app=celery_app)[1]
     return info.state if info is not None else states.SUCCESS
 
@@ -98,6 +98,7 @@ def test_started_is_stored_once_the_run_goes_ahead(app: Flask, monkeypatch: pyte
     monkeypatch.setattr(counted_task, "run", count)
     run(app, task_id)
     assert (seen["status"], seen["result"]["hostname"], seen["result"]["pid"] > 0) == ("STARTED", "worker@test", True)
+    assert seen["name"] == counted_task.name  # the request's (result_extended), as Celery's own STARTED
 
 
 @pytest.mark.parametrize("setting", ["track-started-off", "ignore-result"])
@@ -131,10 +132,18 @@ def test_a_run_holds_a_lease_that_expires_and_ends_it_when_done(redis_app: Flask
     task_id = str(uuid.uuid4())
     lease = redis_app.extensions["celery"].backend.get_key_for_task(task_id, ".run")
     seen: list[int] = []
+    renewers: list[threading.Thread] = []
+
+    def look(key: str) -> int:
+        seen.append(redis.pttl(lease))
+        renewers.extend(thread for thread in threading.enumerate() if thread.name == f"lease {task_id}")
+        return 1
+
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(counted_task, "run", lambda key: seen.append(redis.pttl(lease)) or 1)
+        patch.setattr(counted_task, "run", look)
         assert run(redis_app, task_id) == states.SUCCESS
     assert 0 < seen[0] <= runs.LEASE_SECONDS * 1000
+    assert [(renewer.daemon, renewer.is_alive()) for renewer in renewers] == [(True, False)]  # never holds up exit
     assert redis.exists(lease) == 0
 
 
@@ -153,7 +162,20 @@ def test_a_duplicate_while_another_run_holds_the_lease_is_sent_again_for_later(
     [options] = sent
     assert (options["task_id"], options["routing_key"]) == (task_id, "celery")
     assert 3 < options["countdown"] <= 4  # what is left of the other run's lease
-    assert f"{counted_task.name}[{task_id}] is running elsewhere: message sent again for" in caplog.text
+    held = f"{options['countdown']:.1f}"
+    assert (
+        f"{counted_task.name}[{task_id}] is running elsewhere: message sent again for {held} s from now"
+        in caplog.messages
+    )
+
+
+def test_a_claim_answers_the_seconds_left_of_the_lease_it_met(redis_app: Flask, redis: Redis) -> None:
+    """claim_run's answer is the other run's lease in seconds: what the duplicate waits."""
+    backend, task_id = redis_app.extensions["celery"].backend, str(uuid.uuid4())
+    assert backend.claim_run(task_id, "the-first-run", 40.0) == 0
+    left_ms = redis.pttl(backend.get_key_for_task(task_id, ".run"))
+    held = backend.claim_run(task_id, "a-duplicate", 40.0)
+    assert left_ms - 20 <= held * 1000 <= left_ms
 
 
 def test_a_lease_no_longer_renewed_lapses_and_the_task_runs(redis_app: Flask, redis: Redis) -> None:
