@@ -71,3 +71,9 @@ def flaky_task(self: Task, failures: int) -> int:
     if self.request.retries < failures:
         raise TransientError(f"dependency away (attempt {self.request.retries + 1})")
     return int(self.request.retries) + 1
+
+
+@shared_task
+def summed_task(numbers: list[int]) -> int:
+    """Add up `numbers`: a parameter with items of its own."""
+    return sum(numbers)

@@ -30,8 +30,6 @@ from app.web.idempotency import parse_key, submit_once
 
 # JSON gives no NaN, no infinities, and no "5" for 5.
 STRICT_JSON = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
-# Each exposed task's parameters, by task name (parameters_of).
-_PARAMETERS: dict[str, type[BaseModel]] = {}
 
 
 def expose(bp: Blueprint, rule: str, task: Task) -> None:
@@ -69,9 +67,10 @@ def start(task_name: str) -> tuple[dict[str, Any], int, dict[str, str]]:
 def parameters_of(task: Task) -> type[BaseModel]:
     """A pydantic model of the task's keyword arguments, from its signature (a bound task's ``self`` left out).
 
-    Made at a task's first request, then kept: a model takes a millisecond to build.
+    Made at a task's first request, then kept with the app: a model takes a millisecond to build.
     """
-    if (known := _PARAMETERS.get(task.name)) is not None:
+    models: dict[str, type[BaseModel]] = current_app.extensions.setdefault("task_parameters", {})
+    if (known := models.get(task.name)) is not None:
         return known
     hints = typing.get_type_hints(task.run, include_extras=True)
     fields: dict[str, Any] = {
@@ -83,7 +82,7 @@ def parameters_of(task: Task) -> type[BaseModel]:
         if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
     }
     model: type[BaseModel] = create_model(task.name, __config__=STRICT_JSON, **fields)
-    _PARAMETERS[task.name] = model
+    models[task.name] = model
     return model
 
 
@@ -92,7 +91,7 @@ def _validated(parameters: type[BaseModel]) -> dict[str, Any]:
     try:
         return parameters.model_validate(json_object()).model_dump(exclude_unset=True)
     except ValidationError as error:
-        problems = [f"{'.'.join(map(str, problem['loc'])) or 'body'}: {problem['msg']}" for problem in error.errors()]
+        problems = [f"{'.'.join(map(str, problem['loc']))}: {problem['msg']}" for problem in error.errors()]
         abort(400, description="Parameter " + "; parameter ".join(problems) + ".")
 
 

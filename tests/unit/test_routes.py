@@ -19,7 +19,7 @@ from flask.testing import FlaskClient
 from app import create_app, routes, tasks
 from app.tasking import TransientError
 from app.web.task_api import expose
-from tests.tasks import counted_task, failing_task, flaky_task
+from tests.tasks import counted_task, failing_task, flaky_task, summed_task
 from tests.unit.conftest import EAGER, IN_MEMORY_CONFIG, WriteConfig
 
 
@@ -276,6 +276,21 @@ def test_post_accepts_no_body_an_empty_object_or_seconds(
     monkeypatch.setattr(tasks.time, "sleep", lambda seconds: None)
     rewind(body)
     assert client.post("/task/", **body).status_code == 202
+
+
+def test_a_parameter_inside_a_list_is_named_by_its_place(write_config: WriteConfig) -> None:
+    """An exposed task's nested parameter at fault is named with its path (numbers.1), in a 400."""
+    write_config()
+    bp = Blueprint("summed", __name__)
+    expose(bp, "/summed/", summed_task)
+    app = create_app({"CELERY": EAGER})
+    app.register_blueprint(bp)
+    response = app.test_client().post("/summed/", json={"numbers": [1, "2"]})
+    assert (response.status_code, response.json["error"]["message"]) == (
+        400,
+        "Parameter numbers.1: Input should be a valid integer.",
+    )
+    assert app.test_client().post("/summed/", json={"numbers": [1, 2]}).status_code == 202
 
 
 def test_a_post_waits_at_most_the_confirm_timeout(
