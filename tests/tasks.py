@@ -77,3 +77,9 @@ def flaky_task(self: Task, failures: int) -> int:
 def summed_task(numbers: list[int]) -> int:
     """Add up `numbers`: a parameter with items of its own."""
     return sum(numbers)
+
+
+@shared_task
+def echoed_task(value):  # type: ignore[no-untyped-def]  # a parameter without an annotation
+    """Answer `value`, whatever JSON it is."""
+    return value

@@ -18,8 +18,8 @@ from flask.testing import FlaskClient
 
 from app import create_app, routes, tasks
 from app.tasking import TransientError
-from app.web.task_api import expose
-from tests.tasks import counted_task, failing_task, flaky_task, summed_task
+from app.web.task_api import expose, parameters_of
+from tests.tasks import counted_task, echoed_task, failing_task, flaky_task, summed_task
 from tests.unit.conftest import EAGER, IN_MEMORY_CONFIG, WriteConfig
 
 
@@ -291,6 +291,25 @@ def test_a_parameter_inside_a_list_is_named_by_its_place(write_config: WriteConf
         "Parameter numbers.1: Input should be a valid integer.",
     )
     assert app.test_client().post("/summed/", json={"numbers": [1, 2]}).status_code == 202
+
+
+def test_a_parameter_without_an_annotation_takes_any_json(write_config: WriteConfig) -> None:
+    """No annotation, no check: whatever JSON value the body gives is passed on."""
+    write_config()
+    bp = Blueprint("echoed", __name__)
+    expose(bp, "/echoed/", echoed_task)
+    app = create_app({"CELERY": EAGER})
+    app.register_blueprint(bp)
+    for value in (None, 1, "one", [1], {"one": 1}):
+        task_id = app.test_client().post("/echoed/", json={"value": value}).json["task_id"]
+        assert app.extensions["celery"].AsyncResult(task_id).result == value
+
+
+def test_a_tasks_parameter_model_is_made_once_per_app(app: Flask) -> None:
+    """The model of a task's parameters is built at its first use and kept with the app."""
+    with app.app_context():
+        task = app.extensions["celery"].tasks[tasks.sample_task.name]
+        assert parameters_of(task) is parameters_of(task)
 
 
 def test_a_post_waits_at_most_the_confirm_timeout(
