@@ -383,6 +383,13 @@ def test_openapi_description_states_the_configured_maximum(app: Flask, client: F
     assert client.post("/task/", json={"seconds": 12.6}).status_code == 400
 
 
+def test_an_exposed_tasks_operation_is_named_after_the_task(client: FlaskClient) -> None:
+    """Its endpoint, and so its operationId, is `start_` and the task's own name, without its module."""
+    operation = client.get("/openapi.json").json["paths"]["/task/"]["post"]
+    named = (operation["operationId"], operation["summary"])
+    assert named == ("tasks.start_sample_task", f"Start {tasks.sample_task.name}")
+
+
 @pytest.mark.parametrize(
     ("error", "message"),
     [
