@@ -278,13 +278,19 @@ def test_post_accepts_no_body_an_empty_object_or_seconds(
     assert client.post("/task/", **body).status_code == 202
 
 
-def test_a_parameter_inside_a_list_is_named_by_its_place(write_config: WriteConfig) -> None:
-    """An exposed task's nested parameter at fault is named with its path (numbers.1), in a 400."""
+def app_exposing(write_config: WriteConfig, rule: str, task: Task) -> Flask:
+    """An eager app that also serves `task` at `rule`, exposed on a blueprint of the test's own."""
     write_config()
-    bp = Blueprint("summed", __name__)
-    expose(bp, "/summed/", summed_task)
+    bp = Blueprint(rule.strip("/"), __name__)
+    expose(bp, rule, task)
     app = create_app({"CELERY": EAGER})
     app.register_blueprint(bp)
+    return app
+
+
+def test_a_parameter_inside_a_list_is_named_by_its_place(write_config: WriteConfig) -> None:
+    """An exposed task's nested parameter at fault is named with its path (numbers.1), in a 400."""
+    app = app_exposing(write_config, "/summed/", summed_task)
     response = app.test_client().post("/summed/", json={"numbers": [1, "2"]})
     assert (response.status_code, response.json["error"]["message"]) == (
         400,
@@ -295,11 +301,7 @@ def test_a_parameter_inside_a_list_is_named_by_its_place(write_config: WriteConf
 
 def test_a_parameter_without_an_annotation_takes_any_json(write_config: WriteConfig) -> None:
     """No annotation, no check: whatever JSON value the body gives is passed on."""
-    write_config()
-    bp = Blueprint("echoed", __name__)
-    expose(bp, "/echoed/", echoed_task)
-    app = create_app({"CELERY": EAGER})
-    app.register_blueprint(bp)
+    app = app_exposing(write_config, "/echoed/", echoed_task)
     for value in (None, 1, "one", [1], {"one": 1}):
         task_id = app.test_client().post("/echoed/", json={"value": value}).json["task_id"]
         assert app.extensions["celery"].AsyncResult(task_id).result == value
