@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from celery import Task
+from celery.signals import task_prerun
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -71,12 +75,25 @@ def test_a_cancelled_task_on_the_solo_pool_stops_between_its_steps(client: Flask
 
 def test_a_transient_failure_is_retried_showing_the_attempt_then_succeeds(app: Flask, client: FlaskClient) -> None:
     """RETRY with the failed attempt between attempts (backoff from the config), then SUCCESS."""
-    with app.app_context():
-        task_id = app.extensions["celery"].tasks[flaky_task.name].delay(2).id
-    retrying = wait_for_state(client, f"/task/{task_id}", "RETRY")
-    assert retrying["attempt"] in {1, 2}
+    retried_id, retry_read = str(uuid.uuid4()), threading.Event()
+
+    def hold_second_attempt(task_id: str, task: Task, **_: Any) -> None:
+        # The second attempt's start would replace RETRY (its backoff may be 0 s with jitter):
+        # it waits, in the embedded worker, until the test has read RETRY.
+        if task_id == retried_id and task.request.retries == 1:
+            retry_read.wait(timeout=60)
+
+    task_prerun.connect(hold_second_attempt)
+    try:
+        with app.app_context():
+            app.extensions["celery"].tasks[flaky_task.name].apply_async((2,), task_id=retried_id)
+        retrying = wait_for_state(client, f"/task/{retried_id}", "RETRY")
+    finally:
+        retry_read.set()
+        task_prerun.disconnect(hold_second_attempt)
+    assert retrying["attempt"] == 1
     assert retrying["error"]["type"] == "TransientError"
-    assert wait_for_state(client, f"/task/{task_id}", "SUCCESS")["result"] == 3
+    assert wait_for_state(client, f"/task/{retried_id}", "SUCCESS")["result"] == 3
 
 
 def test_a_transient_failure_past_the_last_attempt_fails_with_its_cause(app: Flask, client: FlaskClient) -> None:
