@@ -1,19 +1,24 @@
-"""Validating the service's settings and merging in the environment's.
+"""The service's settings: the file's keys declared as pydantic models, the environment's secrets merged in.
 
 The file keeps the seed's lower-case format. Flask's ``from_file`` would silently drop
-lower-case keys, so each key is validated here and mapped to its upper-case Flask name.
+lower-case keys, so each key is declared here and given its upper-case Flask name. pydantic
+checks types strictly (``port: true`` is a mistake, not port 1), ranges, required and
+unknown keys; its first error becomes one ConfigError naming the file and the key.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 import stat
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import ErrorDetails
 
 from app.settings.celery_checks import check_celery_settings
 from app.settings.consistency import consistent
@@ -27,30 +32,51 @@ DEFAULT_CONFIG_PATH = "./secrets/api-config.yaml"
 # Secret keys published in this repository (the example config, the seed's README):
 # anyone can sign sessions with them, so they are accepted only in debug mode.
 PUBLIC_SECRET_KEYS = frozenset({"my_secret_key"})
-
-# Secrets may come from the environment instead of the file (containers, CI):
-# variable -> (section of the file or None for the top level, key).
-ENV_OVERRIDES: dict[str, tuple[str | None, str]] = {
-    "FLASK_SECRET_KEY": (None, "secret_key"),
-    "CELERY_BROKER_URL": ("celery", "broker_url"),
-    "CELERY_RESULT_BACKEND": ("celery", "result_backend"),
+# Secrets may come from the environment instead of the file (containers, CI): variable -> key.
+ENV_OVERRIDES = {
+    "FLASK_SECRET_KEY": "secret_key",
+    "CELERY_BROKER_URL": "celery.broker_url",
+    "CELERY_RESULT_BACKEND": "celery.result_backend",
 }
-TOP_LEVEL_KEYS = frozenset(
-    {
-        "secret_key",
-        "port",
-        "sample_task_seconds",
-        "sample_task_max_seconds",
-        "retry_attempts",
-        "retry_backoff_seconds",
-        "retry_backoff_max_seconds",
-        "opentelemetry",
-        "celery",
-    }
-)
-REQUIRED_CELERY_SETTINGS = ("broker_url", "result_backend")
-_ENV_VARIABLE_FOR = {".".join(filter(None, place)): name for name, place in ENV_OVERRIDES.items()}
-_REQUIRED = object()
+# Errors about a value of the right type, which is then shown: a number, never a secret.
+RANGE_ERRORS = frozenset({"greater_than_equal", "less_than_equal", "finite_number"})
+
+
+@dataclass(frozen=True)
+class Expected:
+    """How an error names what a key takes: its type, and its range once the type is right."""
+
+    kind: str
+    range: str = ""
+
+
+NonEmptyString = Annotated[str, Field(min_length=1), Expected("a non-empty string")]
+# int | float: a whole number stays one (the page and the API schema show 5, not 5.0).
+Seconds = Annotated[int | float, Field(ge=0, allow_inf_nan=False), Expected("a number", "a finite number, 0 or more")]
+STRICT = ConfigDict(strict=True, extra="forbid")
+
+
+class CelerySection(BaseModel):
+    """``celery:``: the URLs every process needs; Celery's other settings, checked against its own table."""
+
+    model_config = ConfigDict(strict=True, extra="allow")
+    broker_url: NonEmptyString
+    result_backend: NonEmptyString
+
+
+class Settings(BaseModel):
+    """The file's keys. A new section: a model like CelerySection, and a field here."""
+
+    model_config = STRICT
+    celery: Annotated[CelerySection, Expected("a mapping of Celery settings")]
+    port: Annotated[int, Field(ge=1, le=65535), Expected("an integer", "a TCP port from 1 to 65535")] = 8080
+    retry_attempts: Annotated[int, Field(ge=1), Expected("an integer", "1 or more (the first run counts)")] = 5
+    secret_key: NonEmptyString
+    sample_task_seconds: Seconds = 5
+    sample_task_max_seconds: Seconds = 240
+    retry_backoff_seconds: Seconds = 1
+    retry_backoff_max_seconds: Seconds = 60
+    opentelemetry: Annotated[bool, Expected("true or false")] = False
 
 
 def config_path(environ: Mapping[str, str]) -> Path:
@@ -62,46 +88,56 @@ def load_config(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     """Read the config file, apply environment overrides, validate, return Flask settings."""
     path = config_path(environ)
     in_file = read_config_file(path)
-    data = apply_env_overrides(in_file, environ)
-    for key in data:
-        if key not in TOP_LEVEL_KEYS:
-            raise ConfigError(path, key, "unknown key (a typo?)")
-    celery = _get(path, data, "celery", dict, "a mapping of Celery settings")
-    for key in REQUIRED_CELERY_SETTINGS:
-        _get(path, celery, key, str, "a non-empty string", prefix="celery.")
-    check_celery_settings(path, celery)
-    port = _get(path, data, "port", int, "an integer", default=8080)
-    if not 1 <= port <= 65535:
-        raise ConfigError(path, "port", f"expected a TCP port from 1 to 65535, got {port}")
-    attempts = _get(path, data, "retry_attempts", int, "an integer", default=5)
-    if attempts < 1:
-        raise ConfigError(path, "retry_attempts", f"expected 1 or more (the first run counts), got {attempts}")
-    secret_key = _get(path, data, "secret_key", str, "a non-empty string")
-    if secret_key in PUBLIC_SECRET_KEYS and not _debug(environ):
+    try:
+        settings = Settings.model_validate(apply_env_overrides(in_file, environ))
+    except ValidationError as error:
+        # An unknown key first: `secret-key:` is a typo before it is a missing `secret_key`.
+        first = min(error.errors(), key=lambda detail: detail["type"] != "extra_forbidden")
+        raise config_error(path, first) from None
+    check_celery_settings(path, settings.celery.model_extra or {})
+    if settings.secret_key in PUBLIC_SECRET_KEYS and not _debug(environ):
         raise ConfigError(path, "secret_key", "is the published example value: set your own (or FLASK_SECRET_KEY)")
     _warn_if_readable_by_all(path, in_file)
-    settings = {
-        "CONFIG_FILE": str(path),
-        "SECRET_KEY": secret_key,
-        "PORT": port,
-        "SAMPLE_TASK_SECONDS": _seconds(path, data, "sample_task_seconds", default=5),
-        "SAMPLE_TASK_MAX_SECONDS": _seconds(path, data, "sample_task_max_seconds", default=240),
-        "RETRY_ATTEMPTS": attempts,
-        "RETRY_BACKOFF_SECONDS": _seconds(path, data, "retry_backoff_seconds", default=1),
-        "RETRY_BACKOFF_MAX_SECONDS": _seconds(path, data, "retry_backoff_max_seconds", default=60),
-        "OPENTELEMETRY": _get(path, data, "opentelemetry", bool, "true or false", default=False),
-        "CELERY": local_folders(path, celery),
-    }
-    return consistent(path, settings)
+    flask_settings = {key.upper(): value for key, value in settings.model_dump().items()}
+    flask_settings["CELERY"] = local_folders(path, flask_settings["CELERY"])
+    return consistent(path, {"CONFIG_FILE": str(path), **flask_settings})
+
+
+def config_error(path: Path, error: ErrorDetails) -> ConfigError:
+    """pydantic's error as a ConfigError naming the key as the file writes it (``celery.broker_url``)."""
+    names: list[str] = []
+    model: Any = Settings
+    expected = None
+    for part in error["loc"]:
+        if model is None:  # past the key: the tag of a union's member (`int`, `float`)
+            break
+        names.append(str(part))
+        field = model.model_fields.get(part)
+        expected = next((item for item in field.metadata if isinstance(item, Expected)), None) if field else None
+        model = field.annotation if field and isinstance(field.annotation, type(BaseModel)) else None
+    key, kind = ".".join(names), error["type"]
+    if kind == "missing":
+        variable = next((name for name, place in ENV_OVERRIDES.items() if place == key), None)
+        reason = "missing required key" + (f" (or set {variable})" if variable else "")
+    elif kind == "extra_forbidden":
+        reason = "unknown key (a typo?)"
+    elif expected is None:  # a key declared without Expected: pydantic's own words
+        reason = error["msg"]
+    elif kind in RANGE_ERRORS:
+        reason = f"expected {expected.range}, got {error['input']}"
+    else:
+        reason = f"expected {expected.kind}, got {type_name(error['input'])}"
+    return ConfigError(path, key, reason)
 
 
 def apply_env_overrides(data: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
     """Return a copy of ``data`` with the secrets set in the environment put in place."""
     merged = dict(data)
-    for variable, (section, key) in ENV_OVERRIDES.items():
+    for variable, place in ENV_OVERRIDES.items():
         if not (value := environ.get(variable)):
             continue
-        if section is None:
+        section, _, key = place.rpartition(".")
+        if not section:
             merged[key] = value
         elif isinstance(current := merged.get(section) or {}, dict):
             merged[section] = {**current, key: value}
@@ -119,32 +155,3 @@ def _warn_if_readable_by_all(path: Path, in_file: Mapping[str, Any]) -> None:
     holds_secrets = "secret_key" in in_file or any(urlsplit(url).password for url in urls)
     if holds_secrets and path.stat().st_mode & stat.S_IROTH:
         logger.warning("config file %s holds secrets but any user can read it: chmod o-r %s", path, path)
-
-
-def _seconds(path: Path, data: Mapping[str, Any], key: str, default: float) -> float:
-    seconds: float = _get(path, data, key, (int, float), "a number", default=default)
-    if not 0 <= seconds < math.inf:  # also refuses .nan, which compares false
-        raise ConfigError(path, key, f"expected a finite number, 0 or more, got {seconds}")
-    return seconds
-
-
-def _get(
-    path: Path,
-    data: Mapping[str, Any],
-    key: str,
-    kind: type | tuple[type, ...],
-    expected: str,
-    default: Any = _REQUIRED,
-    prefix: str = "",
-) -> Any:
-    name = prefix + key
-    if key not in data:
-        if default is _REQUIRED:
-            variable = _ENV_VARIABLE_FOR.get(name)
-            raise ConfigError(path, name, "missing required key" + (f" (or set {variable})" if variable else ""))
-        return default
-    value = data[key]
-    # bool is an int in Python, but `port: true` is a mistake, not port 1.
-    if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind) or value == "":
-        raise ConfigError(path, name, f"expected {expected}, got {type_name(value)}")
-    return value
