@@ -1,9 +1,8 @@
-"""The service's settings: the file's keys declared as pydantic models, the environment's secrets merged in.
+"""Loading the service's settings: the file's, the environment's secrets over them, checked, by their Flask names.
 
 The file keeps the seed's lower-case format. Flask's ``from_file`` would silently drop
-lower-case keys, so each key is declared here and given its upper-case Flask name. pydantic
-checks types strictly (``port: true`` is a mistake, not port 1), ranges, required and
-unknown keys; its first error becomes one ConfigError naming the file and the key.
+lower-case keys, so each key is declared (app/settings/keys.py) and given its upper-case
+Flask name: ``sample_task_seconds`` is ``app.config["SAMPLE_TASK_SECONDS"]``.
 """
 
 from __future__ import annotations
@@ -12,17 +11,16 @@ import logging
 import os
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic_core import ErrorDetails
+from pydantic import ValidationError
 
 from app.settings.celery_checks import check_celery_settings
 from app.settings.consistency import consistent
-from app.settings.file import ConfigError, local_folders, read_config_file, type_name
+from app.settings.file import ConfigError, local_folders, read_config_file
+from app.settings.keys import ENV_OVERRIDES, Settings, config_error
 
 __all__ = ["ConfigError", "load_config"]
 
@@ -32,68 +30,17 @@ DEFAULT_CONFIG_PATH = "./secrets/api-config.yaml"
 # Secret keys published in this repository (the example config, the seed's README):
 # anyone can sign sessions with them, so they are accepted only in debug mode.
 PUBLIC_SECRET_KEYS = frozenset({"my_secret_key"})
-# Secrets may come from the environment instead of the file (containers, CI): variable -> key.
-ENV_OVERRIDES = {
-    "FLASK_SECRET_KEY": "secret_key",
-    "CELERY_BROKER_URL": "celery.broker_url",
-    "CELERY_RESULT_BACKEND": "celery.result_backend",
-}
-# Errors about a value of the right type, which is then shown: a number, never a secret.
-RANGE_ERRORS = frozenset({"greater_than_equal", "less_than_equal", "finite_number"})
-
-
-@dataclass(frozen=True)
-class Expected:
-    """How an error names what a key takes: its type, and its range once the type is right."""
-
-    kind: str
-    range: str = ""
-
-
-NonEmptyString = Annotated[str, Field(min_length=1), Expected("a non-empty string")]
-# int | float: a whole number stays one (the page and the API schema show 5, not 5.0).
-Seconds = Annotated[int | float, Field(ge=0, allow_inf_nan=False), Expected("a number", "a finite number, 0 or more")]
-STRICT = ConfigDict(strict=True, extra="forbid")
-
-
-class CelerySection(BaseModel):
-    """``celery:``: the URLs every process needs; Celery's other settings, checked against its own table."""
-
-    model_config = ConfigDict(strict=True, extra="allow")
-    broker_url: NonEmptyString
-    result_backend: NonEmptyString
-
-
-class Settings(BaseModel):
-    """The file's keys. A new section: a model like CelerySection, and a field here."""
-
-    model_config = STRICT
-    celery: Annotated[CelerySection, Expected("a mapping of Celery settings")]
-    port: Annotated[int, Field(ge=1, le=65535), Expected("an integer", "a TCP port from 1 to 65535")] = 8080
-    retry_attempts: Annotated[int, Field(ge=1), Expected("an integer", "1 or more (the first run counts)")] = 5
-    secret_key: NonEmptyString
-    sample_task_seconds: Seconds = 5
-    sample_task_max_seconds: Seconds = 240
-    retry_backoff_seconds: Seconds = 1
-    retry_backoff_max_seconds: Seconds = 60
-    opentelemetry: Annotated[bool, Expected("true or false")] = False
-
-
-def config_path(environ: Mapping[str, str]) -> Path:
-    """Where the config file is: ``FLASK_CONFIG`` or the default."""
-    return Path(environ.get("FLASK_CONFIG") or DEFAULT_CONFIG_PATH)
 
 
 def load_config(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
-    """Read the config file, apply environment overrides, validate, return Flask settings."""
-    path = config_path(environ)
+    """Read the config file (``FLASK_CONFIG``), apply environment overrides, validate, return Flask settings."""
+    path = Path(environ.get("FLASK_CONFIG") or DEFAULT_CONFIG_PATH)
     in_file = read_config_file(path)
     try:
         settings = Settings.model_validate(apply_env_overrides(in_file, environ))
     except ValidationError as error:
-        # An unknown key first: `secret-key:` is a typo before it is a missing `secret_key`.
-        first = min(error.errors(), key=lambda detail: detail["type"] != "extra_forbidden")
-        raise config_error(path, first) from None
+        # An unknown key first: `secret-key:` is a typo before `secret_key` is missing.
+        raise config_error(path, min(error.errors(), key=lambda e: e["type"] != "extra_forbidden")) from None
     check_celery_settings(path, settings.celery.model_extra or {})
     if settings.secret_key in PUBLIC_SECRET_KEYS and not _debug(environ):
         raise ConfigError(path, "secret_key", "is the published example value: set your own (or FLASK_SECRET_KEY)")
@@ -103,35 +50,11 @@ def load_config(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     return consistent(path, {"CONFIG_FILE": str(path), **flask_settings})
 
 
-def config_error(path: Path, error: ErrorDetails) -> ConfigError:
-    """pydantic's error as a ConfigError naming the key as the file writes it (``celery.broker_url``)."""
-    names: list[str] = []
-    model: Any = Settings
-    expected = None
-    for part in error["loc"]:
-        if model is None:  # past the key: the tag of a union's member (`int`, `float`)
-            break
-        names.append(str(part))
-        field = model.model_fields.get(part)
-        expected = next((item for item in field.metadata if isinstance(item, Expected)), None) if field else None
-        model = field.annotation if field and isinstance(field.annotation, type(BaseModel)) else None
-    key, kind = ".".join(names), error["type"]
-    if kind == "missing":
-        variable = next((name for name, place in ENV_OVERRIDES.items() if place == key), None)
-        reason = "missing required key" + (f" (or set {variable})" if variable else "")
-    elif kind == "extra_forbidden":
-        reason = "unknown key (a typo?)"
-    elif expected is None:  # a key declared without Expected: pydantic's own words
-        reason = error["msg"]
-    elif kind in RANGE_ERRORS:
-        reason = f"expected {expected.range}, got {error['input']}"
-    else:
-        reason = f"expected {expected.kind}, got {type_name(error['input'])}"
-    return ConfigError(path, key, reason)
-
-
 def apply_env_overrides(data: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
-    """Return a copy of ``data`` with the secrets set in the environment put in place."""
+    """A copy of ``data`` with the secrets the environment sets (ENV_OVERRIDES, and only those) in place.
+
+    A section the file gives as something else than a mapping stays as it is, to be reported.
+    """
     merged = dict(data)
     for variable, place in ENV_OVERRIDES.items():
         if not (value := environ.get(variable)):
