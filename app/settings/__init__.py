@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from app.settings.celery_checks import check_celery_settings
 from app.settings.consistency import consistent
 from app.settings.file import ConfigError, local_folders, read_config_file
-from app.settings.keys import ENV_OVERRIDES, Settings, config_error
+from app.settings.keys import ENV_OVERRIDES, UNKNOWN_KEY_ERRORS, Settings, config_error
 
 __all__ = ["ConfigError", "load_config"]
 
@@ -40,7 +40,7 @@ def load_config(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         settings = Settings.model_validate(apply_env_overrides(in_file, environ))
     except ValidationError as error:
         # An unknown key first: `secret-key:` is a typo before `secret_key` is missing.
-        raise config_error(path, min(error.errors(), key=lambda e: e["type"] != "extra_forbidden")) from None
+        raise config_error(path, min(error.errors(), key=lambda e: e["type"] not in UNKNOWN_KEY_ERRORS)) from None
     check_celery_settings(path, settings.celery.model_extra or {})
     if settings.secret_key in PUBLIC_SECRET_KEYS and not _debug(environ):
         raise ConfigError(path, "secret_key", "is the published example value: set your own (or FLASK_SECRET_KEY)")

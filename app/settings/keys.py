@@ -22,6 +22,8 @@ ENV_OVERRIDES = {
     "CELERY_BROKER_URL": "celery.broker_url",
     "CELERY_RESULT_BACKEND": "celery.result_backend",
 }
+# A key that is no field: a misspelt name, or a number (YAML's `1:`), which pydantic refuses apart.
+UNKNOWN_KEY_ERRORS = frozenset({"extra_forbidden", "invalid_key"})
 # Errors about a value of the right type, which is shown then: a number, never a secret.
 RANGE_ERRORS = frozenset({"greater_than_equal", "less_than_equal", "finite_number"})
 
@@ -78,7 +80,7 @@ def config_error(path: Path, error: ErrorDetails) -> ConfigError:
     if kind == "missing":
         variable = next((name for name, place in ENV_OVERRIDES.items() if place == key), None)
         reason = "missing required key" + (f" (or set {variable})" if variable else "")
-    elif kind == "extra_forbidden":
+    elif kind in UNKNOWN_KEY_ERRORS:
         reason = "unknown key (a typo?)"
     elif kind in RANGE_ERRORS:
         reason = f"expected {expected.range}, got {error['input']}"

@@ -306,6 +306,14 @@ BAD_FILES = [
         id="celery-bad-after-any",
     ),
     pytest.param("a.yaml", config_with(secret="x"), "secret", "unknown key (a typo?)", id="top-level-typo"),
+    pytest.param("a.yaml", {**config_with(), 1: "x"}, "1", "unknown key (a typo?)", id="top-level-number"),
+    pytest.param(
+        "a.yaml",
+        config_with(celery={**IN_MEMORY_CONFIG["celery"], 5: "x"}),
+        "celery.5",
+        "unknown key (a typo?)",
+        id="celery-number",
+    ),
     pytest.param(
         "a.yaml",
         config_with(opentelemetry="yes"),
