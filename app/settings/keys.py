@@ -68,13 +68,11 @@ def config_error(path: Path, error: ErrorDetails) -> ConfigError:
     """pydantic's ``error`` as a ConfigError naming the key and saying what it takes."""
     names: list[str] = []
     model: Any = Settings
-    expected = Expected("")
     for part in error["loc"]:
         if model is None:  # past the key: the tag of a union's member (`int`, `float`)
             break
         names.append(str(part))
-        if field := model.model_fields.get(part):
-            expected = next(item for item in field.metadata if isinstance(item, Expected))
+        field = model.model_fields.get(part)
         model = field.annotation if field and isinstance(field.annotation, type(BaseModel)) else None
     key, kind = ".".join(names), error["type"]
     if kind == "missing":
@@ -82,8 +80,10 @@ def config_error(path: Path, error: ErrorDetails) -> ConfigError:
         reason = "missing required key" + (f" (or set {variable})" if variable else "")
     elif kind in UNKNOWN_KEY_ERRORS:
         reason = "unknown key (a typo?)"
-    elif kind in RANGE_ERRORS:
-        reason = f"expected {expected.range}, got {error['input']}"
-    else:
-        reason = f"expected {expected.kind}, got {type_name(error['input'])}"
+    else:  # a type or range error: `field` is the key's own
+        expected = next(item for item in field.metadata if isinstance(item, Expected))
+        if kind in RANGE_ERRORS:
+            reason = f"expected {expected.range}, got {error['input']}"
+        else:
+            reason = f"expected {expected.kind}, got {type_name(error['input'])}"
     return ConfigError(path, key, reason)
