@@ -1,13 +1,13 @@
-"""Validating the service's settings and merging in the environment's.
+"""Loading the service's settings: the file's, the environment's secrets over them, checked, by their Flask names.
 
 The file keeps the seed's lower-case format. Flask's ``from_file`` would silently drop
-lower-case keys, so each key is validated here and mapped to its upper-case Flask name.
+lower-case keys, so each key is declared (app/settings/keys.py) and given its upper-case
+Flask name: ``sample_task_seconds`` is ``app.config["SAMPLE_TASK_SECONDS"]``.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 import stat
 from collections.abc import Mapping
@@ -15,9 +15,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from pydantic import ValidationError
+
 from app.settings.celery_checks import check_celery_settings
 from app.settings.consistency import consistent
-from app.settings.file import ConfigError, local_folders, read_config_file, type_name
+from app.settings.file import ConfigError, local_folders, read_config_file
+from app.settings.keys import ENV_OVERRIDES, UNKNOWN_KEY_ERRORS, Settings, config_error
 
 __all__ = ["ConfigError", "load_config"]
 
@@ -28,80 +31,36 @@ DEFAULT_CONFIG_PATH = "./secrets/api-config.yaml"
 # anyone can sign sessions with them, so they are accepted only in debug mode.
 PUBLIC_SECRET_KEYS = frozenset({"my_secret_key"})
 
-# Secrets may come from the environment instead of the file (containers, CI):
-# variable -> (section of the file or None for the top level, key).
-ENV_OVERRIDES: dict[str, tuple[str | None, str]] = {
-    "FLASK_SECRET_KEY": (None, "secret_key"),
-    "CELERY_BROKER_URL": ("celery", "broker_url"),
-    "CELERY_RESULT_BACKEND": ("celery", "result_backend"),
-}
-TOP_LEVEL_KEYS = frozenset(
-    {
-        "secret_key",
-        "port",
-        "sample_task_seconds",
-        "sample_task_max_seconds",
-        "retry_attempts",
-        "retry_backoff_seconds",
-        "retry_backoff_max_seconds",
-        "opentelemetry",
-        "celery",
-    }
-)
-REQUIRED_CELERY_SETTINGS = ("broker_url", "result_backend")
-_ENV_VARIABLE_FOR = {".".join(filter(None, place)): name for name, place in ENV_OVERRIDES.items()}
-_REQUIRED = object()
-
-
-def config_path(environ: Mapping[str, str]) -> Path:
-    """Where the config file is: ``FLASK_CONFIG`` or the default."""
-    return Path(environ.get("FLASK_CONFIG") or DEFAULT_CONFIG_PATH)
-
 
 def load_config(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
-    """Read the config file, apply environment overrides, validate, return Flask settings."""
-    path = config_path(environ)
+    """Read the config file (``FLASK_CONFIG``), apply environment overrides, validate, return Flask settings."""
+    path = Path(environ.get("FLASK_CONFIG") or DEFAULT_CONFIG_PATH)
     in_file = read_config_file(path)
-    data = apply_env_overrides(in_file, environ)
-    for key in data:
-        if key not in TOP_LEVEL_KEYS:
-            raise ConfigError(path, key, "unknown key (a typo?)")
-    celery = _get(path, data, "celery", dict, "a mapping of Celery settings")
-    for key in REQUIRED_CELERY_SETTINGS:
-        _get(path, celery, key, str, "a non-empty string", prefix="celery.")
-    check_celery_settings(path, celery)
-    port = _get(path, data, "port", int, "an integer", default=8080)
-    if not 1 <= port <= 65535:
-        raise ConfigError(path, "port", f"expected a TCP port from 1 to 65535, got {port}")
-    attempts = _get(path, data, "retry_attempts", int, "an integer", default=5)
-    if attempts < 1:
-        raise ConfigError(path, "retry_attempts", f"expected 1 or more (the first run counts), got {attempts}")
-    secret_key = _get(path, data, "secret_key", str, "a non-empty string")
-    if secret_key in PUBLIC_SECRET_KEYS and not _debug(environ):
+    try:
+        settings = Settings.model_validate(apply_env_overrides(in_file, environ))
+    except ValidationError as error:
+        # An unknown key first: `secret-key:` is a typo before `secret_key` is missing.
+        raise config_error(path, min(error.errors(), key=lambda e: e["type"] not in UNKNOWN_KEY_ERRORS)) from None
+    check_celery_settings(path, settings.celery.model_extra or {})
+    if settings.secret_key in PUBLIC_SECRET_KEYS and not _debug(environ):
         raise ConfigError(path, "secret_key", "is the published example value: set your own (or FLASK_SECRET_KEY)")
     _warn_if_readable_by_all(path, in_file)
-    settings = {
-        "CONFIG_FILE": str(path),
-        "SECRET_KEY": secret_key,
-        "PORT": port,
-        "SAMPLE_TASK_SECONDS": _seconds(path, data, "sample_task_seconds", default=5),
-        "SAMPLE_TASK_MAX_SECONDS": _seconds(path, data, "sample_task_max_seconds", default=240),
-        "RETRY_ATTEMPTS": attempts,
-        "RETRY_BACKOFF_SECONDS": _seconds(path, data, "retry_backoff_seconds", default=1),
-        "RETRY_BACKOFF_MAX_SECONDS": _seconds(path, data, "retry_backoff_max_seconds", default=60),
-        "OPENTELEMETRY": _get(path, data, "opentelemetry", bool, "true or false", default=False),
-        "CELERY": local_folders(path, celery),
-    }
-    return consistent(path, settings)
+    flask_settings = {key.upper(): value for key, value in settings.model_dump().items()}
+    flask_settings["CELERY"] = local_folders(path, flask_settings["CELERY"])
+    return consistent(path, {"CONFIG_FILE": str(path), **flask_settings})
 
 
 def apply_env_overrides(data: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
-    """Return a copy of ``data`` with the secrets set in the environment put in place."""
+    """A copy of ``data`` with the secrets the environment sets (ENV_OVERRIDES, and only those) in place.
+
+    A section the file gives as something else than a mapping stays as it is, to be reported.
+    """
     merged = dict(data)
-    for variable, (section, key) in ENV_OVERRIDES.items():
+    for variable, place in ENV_OVERRIDES.items():
         if not (value := environ.get(variable)):
             continue
-        if section is None:
+        section, _, key = place.rpartition(".")
+        if not section:
             merged[key] = value
         elif isinstance(current := merged.get(section) or {}, dict):
             merged[section] = {**current, key: value}
@@ -119,32 +78,3 @@ def _warn_if_readable_by_all(path: Path, in_file: Mapping[str, Any]) -> None:
     holds_secrets = "secret_key" in in_file or any(urlsplit(url).password for url in urls)
     if holds_secrets and path.stat().st_mode & stat.S_IROTH:
         logger.warning("config file %s holds secrets but any user can read it: chmod o-r %s", path, path)
-
-
-def _seconds(path: Path, data: Mapping[str, Any], key: str, default: float) -> float:
-    seconds: float = _get(path, data, key, (int, float), "a number", default=default)
-    if not 0 <= seconds < math.inf:  # also refuses .nan, which compares false
-        raise ConfigError(path, key, f"expected a finite number, 0 or more, got {seconds}")
-    return seconds
-
-
-def _get(
-    path: Path,
-    data: Mapping[str, Any],
-    key: str,
-    kind: type | tuple[type, ...],
-    expected: str,
-    default: Any = _REQUIRED,
-    prefix: str = "",
-) -> Any:
-    name = prefix + key
-    if key not in data:
-        if default is _REQUIRED:
-            variable = _ENV_VARIABLE_FOR.get(name)
-            raise ConfigError(path, name, "missing required key" + (f" (or set {variable})" if variable else ""))
-        return default
-    value = data[key]
-    # bool is an int in Python, but `port: true` is a mistake, not port 1.
-    if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind) or value == "":
-        raise ConfigError(path, name, f"expected {expected}, got {type_name(value)}")
-    return value

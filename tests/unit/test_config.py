@@ -1,4 +1,4 @@
-"""Reading, overriding and validating the config file (app/settings/__init__.py)."""
+"""Reading, overriding and validating the config file (app/settings/__init__.py; its keys: app/settings/keys.py)."""
 
 from __future__ import annotations
 
@@ -177,6 +177,23 @@ def test_empty_environment_variable_does_not_override(write_config: WriteConfig)
     assert settings["CELERY"]["broker_url"] == "memory://"
 
 
+def test_only_the_documented_variables_override_the_file(write_config: WriteConfig) -> None:
+    """PORT (set by the Dockerfile), SECRET_KEY, any other CELERY_* variable: the file's settings stay."""
+    path = write_config(config_with(port=8081))
+    environ = {"PORT": "9000", "SECRET_KEY": "other", "SAMPLE_TASK_SECONDS": "x", "CELERY_CONFIG_MODULE": "m"}
+    settings = load_config({"FLASK_CONFIG": str(path), **environ})
+    assert (settings["PORT"], settings["SECRET_KEY"], settings["SAMPLE_TASK_SECONDS"]) == (8081, "unit-test-secret", 0)
+    assert settings["CELERY"] == IN_MEMORY_CONFIG["celery"]
+
+
+def test_a_misspelt_required_key_is_named_as_a_typo(write_config: WriteConfig) -> None:
+    """`secret-key:` for `secret_key:`: the typo is reported, not the missing key it leaves."""
+    path = write_config({**config_with(secret_key=None, port="8080"), "secret-key": "s"})
+    with pytest.raises(ConfigError) as caught:
+        load_config({"FLASK_CONFIG": str(path)})
+    assert (caught.value.key, caught.value.reason) == ("secret-key", "unknown key (a typo?)")
+
+
 BAD_FILES = [
     pytest.param("a.yaml", None, None, "cannot read the file: No such file or directory", id="missing-file"),
     pytest.param("a.yaml", b"\xff\xfe", None, "cannot read the file: it is not UTF-8 text", id="not-text"),
@@ -289,6 +306,14 @@ BAD_FILES = [
         id="celery-bad-after-any",
     ),
     pytest.param("a.yaml", config_with(secret="x"), "secret", "unknown key (a typo?)", id="top-level-typo"),
+    pytest.param("a.yaml", {**config_with(), 1: "x"}, "1", "unknown key (a typo?)", id="top-level-number"),
+    pytest.param(
+        "a.yaml",
+        config_with(celery={**IN_MEMORY_CONFIG["celery"], 5: "x"}),
+        "celery.5",
+        "unknown key (a typo?)",
+        id="celery-number",
+    ),
     pytest.param(
         "a.yaml",
         config_with(opentelemetry="yes"),

@@ -1,0 +1,89 @@
+"""The keys a config file may hold, declared as pydantic models, and pydantic's errors in the file's words.
+
+pydantic checks types strictly (``port: true`` is a mistake, not port 1), ranges, required and
+unknown keys. Its first error becomes one ConfigError naming the key as the file writes it
+(``celery.broker_url``), in the same words for every key: what it takes, and what it got.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import ErrorDetails
+
+from app.settings.file import ConfigError, type_name
+
+# Secrets the environment may give instead of the file (containers, CI): variable -> key.
+ENV_OVERRIDES = {
+    "FLASK_SECRET_KEY": "secret_key",
+    "CELERY_BROKER_URL": "celery.broker_url",
+    "CELERY_RESULT_BACKEND": "celery.result_backend",
+}
+# A key that is no field: a misspelt name, or a number (YAML's `1:`), which pydantic refuses apart.
+UNKNOWN_KEY_ERRORS = frozenset({"extra_forbidden", "invalid_key"})
+# Errors about a value of the right type, which is shown then: a number, never a secret.
+RANGE_ERRORS = frozenset({"greater_than_equal", "less_than_equal", "finite_number"})
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What a key takes, as an error says it: its type, and its range once the type is right."""
+
+    kind: str
+    range: str = ""
+
+
+NonEmptyString = Annotated[str, Field(min_length=1), Expected("a non-empty string")]
+# int | float: a whole number stays one (the page and the API schema show 5, not 5.0).
+Seconds = Annotated[int | float, Field(ge=0, allow_inf_nan=False), Expected("a number", "a finite number, 0 or more")]
+
+
+class CelerySection(BaseModel):
+    """``celery:``: the URLs every process needs; Celery's other settings, checked against its own table."""
+
+    model_config = ConfigDict(strict=True, extra="allow")
+    broker_url: NonEmptyString
+    result_backend: NonEmptyString
+
+
+class Settings(BaseModel):
+    """The file's top level. A new section: a model like CelerySection, a field here, an Expected for each key."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+    celery: Annotated[CelerySection, Expected("a mapping of Celery settings")]
+    port: Annotated[int, Field(ge=1, le=65535), Expected("an integer", "a TCP port from 1 to 65535")] = 8080
+    retry_attempts: Annotated[int, Field(ge=1), Expected("an integer", "1 or more (the first run counts)")] = 5
+    secret_key: NonEmptyString
+    sample_task_seconds: Seconds = 5
+    sample_task_max_seconds: Seconds = 240
+    retry_backoff_seconds: Seconds = 1
+    retry_backoff_max_seconds: Seconds = 60
+    opentelemetry: Annotated[bool, Expected("true or false")] = False
+
+
+def config_error(path: Path, error: ErrorDetails) -> ConfigError:
+    """pydantic's ``error`` as a ConfigError naming the key and saying what it takes."""
+    names: list[str] = []
+    model: Any = Settings
+    for part in error["loc"]:
+        if model is None:  # past the key: the tag of a union's member (`int`, `float`)
+            break
+        names.append(str(part))
+        field = model.model_fields.get(part)
+        model = field.annotation if field and isinstance(field.annotation, type(BaseModel)) else None
+    key, kind = ".".join(names), error["type"]
+    if kind == "missing":
+        variable = next((name for name, place in ENV_OVERRIDES.items() if place == key), None)
+        reason = "missing required key" + (f" (or set {variable})" if variable else "")
+    elif kind in UNKNOWN_KEY_ERRORS:
+        reason = "unknown key (a typo?)"
+    else:  # a type or range error: `field` is the key's own
+        expected = next(item for item in field.metadata if isinstance(item, Expected))
+        if kind in RANGE_ERRORS:
+            reason = f"expected {expected.range}, got {error['input']}"
+        else:
+            reason = f"expected {expected.kind}, got {type_name(error['input'])}"
+    return ConfigError(path, key, reason)
