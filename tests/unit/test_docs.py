@@ -1,0 +1,44 @@
+"""The README's and docs' command blocks: each runs as written, in a fresh copy of the repository, or says why not."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests import ROOT
+from tests.commands import AMBIGUOUS, COMMANDS, PAGES, blocks, fresh_copy, script, skip_reason
+
+RUN = [page for page in PAGES if any(block.language in COMMANDS and not block.skip for block in blocks(page))]
+
+
+def _name(page: Path) -> str:
+    return str(page.relative_to(ROOT))
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_name)
+def test_every_command_block_runs_or_says_why_not(page: Path) -> None:
+    """A `sh` or `python` block is run, or the comment before it gives the reason it is not; no other shell fences."""
+    page_blocks = blocks(page)
+    assert [block.where for block in page_blocks if block.language in AMBIGUOUS] == []
+    assert [block.where for block in page_blocks if block.skip is not None and not skip_reason(block)] == []
+    assert [block.where for block in page_blocks if block.background and block.language != "sh"] == []
+
+
+@pytest.mark.parametrize("page", RUN, ids=_name)
+def test_a_pages_commands_run_as_written_in_a_fresh_copy(page: Path, tmp_path: Path) -> None:
+    """Its blocks run in order in one shell, in a copy as cloned, with no network but a loopback of their own.
+
+    The loopback is a new network namespace's: a server a block starts on a fixed port
+    (the quick start's 8080) meets nothing else on the machine there.
+    """
+    commands = tmp_path / "commands.sh"
+    commands.write_text(script(blocks(page)), encoding="utf-8")
+    clone = fresh_copy(tmp_path / "clone")
+    environ = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    isolated = ["unshare", "--map-root-user", "--net", "sh", "-c", 'ip link set lo up && exec bash "$0"']
+    done = subprocess.run([*isolated, str(commands)], cwd=clone, env=environ, capture_output=True, text=True)
+    assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
