@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -19,6 +20,11 @@ RUN = [page for page in PAGES if any(block.language in COMMANDS and not block.sk
 NAMESPACE = ["unshare", "--map-root-user", "--net", "sh", "-c", 'ip link set lo up && exec bash "$0"']
 _PROBE = [*NAMESPACE[:-1], "ip link set lo up"]
 ISOLATED = bool(shutil.which("unshare")) and subprocess.run(_PROBE, capture_output=True).returncode == 0
+
+
+# A Markdown link's target; a heading's line.
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+HEADING = re.compile(r"^#{1,6} (.+)$", re.MULTILINE)
 
 
 def _name(page: Path) -> str:
@@ -48,3 +54,25 @@ def test_a_pages_commands_run_as_written_in_a_fresh_copy(page: Path, tmp_path: P
     shell = NAMESPACE if ISOLATED else ["bash"]
     done = subprocess.run([*shell, str(commands)], cwd=clone, env=environ, capture_output=True, text=True)
     assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+
+
+def test_the_readmes_links_reach_a_file_and_its_heading() -> None:
+    """Each relative link of the README (outside the docs' build) names a file that exists, and a heading of it."""
+    broken = []
+    for target in LINK.findall((ROOT / "README.md").read_text(encoding="utf-8")):
+        if "://" in target:
+            continue
+        path, _, anchor = target.partition("#")
+        linked = ROOT / (path or "README.md")
+        if not linked.is_file() or (anchor and anchor not in _anchors(linked)):
+            broken.append(target)
+    assert broken == []
+
+
+def _anchors(page: Path) -> set[str]:
+    """The anchors GitHub (and MyST's heading anchors) give the page's headings."""
+    return {_slug(heading) for heading in HEADING.findall(page.read_text(encoding="utf-8"))}
+
+
+def _slug(heading: str) -> str:
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
