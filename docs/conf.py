@@ -14,7 +14,6 @@ author = "flask-celery-factory contributors"
 extensions = ["myst_parser", "generated"]
 # Heading anchors make `page.md#a-heading` links checked targets: a broken one is a warning.
 myst_heading_anchors = 3
-myst_enable_extensions = ["colon_fence"]
 source_suffix = {".md": "markdown"}
 exclude_patterns = ["_build"]
 html_theme = "furo"

@@ -56,7 +56,9 @@ def api() -> str:
                 f"### `{method.upper()} {path}`\n\n{operation.get('summary', '')} (`{operation['operationId']}`)\n"
             )
             for parameter in operation.get("parameters", []):
-                out.append(f"- {parameter['in']} `{parameter['name']}`: {_flat(parameter.get('description', ''))}")
+                schema = json.dumps(parameter.get("schema", {}), sort_keys=True)
+                about = _flat(parameter.get("description", ""))
+                out.append(f"- {parameter['in']} `{parameter['name']}` (`{schema}`): {about}")
             body = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
             if body:
                 out.append(f"- body (JSON):\n\n  ```json\n  {json.dumps(body, sort_keys=True)}\n  ```")
