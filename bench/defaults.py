@@ -2,7 +2,7 @@
 
     python -m bench.defaults [--repeat 3] [--pools prefork,solo]
 
-The factory departs from Celery's own defaults for safety (README, "Configuration"): late
+The factory departs from Celery's own defaults for safety (the template's docs/configuration.md): late
 acks (a task whose worker dies is redelivered), a prefetch of 1 (a worker process does not
 hold tasks others could run) and task_track_started (GET shows STARTED). Each variant is
 a fresh worker, `celery -A celery_worker.celery worker --include=bench.tasks,bench.drains`

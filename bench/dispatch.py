@@ -17,7 +17,7 @@ from bench.report import QUEUE, Bench, Row, config_with, interleave
 OURS = "ours, gunicorn sync"
 OURS_GTHREAD = "ours, gunicorn gthread"
 FLASK_EXAMPLE = "Flask's example"  # delay(), confirms off
-# The app's production command (README, "Production") and its Idempotency-Key variant,
+# The app's production command (docs/operations.md, "Production") and its Idempotency-Key variant,
 # against Flask's example with and without the confirm a 202 of ours waits for.
 SERVED = {
     OURS: ("app:create_app()", "sync"),

@@ -2,9 +2,9 @@
 
 Run as a process of its own, the container's health check, every few seconds: by path,
 ``python3 -I app/observability/heartbeat_check.py``, so that nothing but the standard
-library loads (about 40 ms; ``python -m app.observability...`` would first import the
-``app`` package, Flask and Celery: 0.5 s of CPU a check). The worker's event loop touches
-the file every 2 s (worker_health.py); a worker that is frozen, stuck in a task that holds
+library loads (``python -m app.observability...`` would first import the ``app`` package,
+Flask and Celery, on every check; the template's docs/benchmarks.md has the figures). The
+worker's event loop touches the file every 2 s (worker_health.py); a worker that is frozen, stuck in a task that holds
 its event loop, or reconnecting to a broker it lost stops touching it. One file per
 worker: ``WORKER_HEARTBEAT_FILE`` (default ``/tmp/celery-worker-heartbeat``) names it.
 """

@@ -12,7 +12,7 @@ worker's consumer, whose event loop must not wait for the result backend):
   run that died (its lease no longer renewed) runs once the lease lapses.
 
 A result backend out of reach stops none of this from running: the task runs, as with
-plain Celery, and two runs at once are possible only then (README, "Reliability").
+plain Celery, and two runs at once are possible only then (the template's docs/reliability.md).
 """
 
 from __future__ import annotations

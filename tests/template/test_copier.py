@@ -30,8 +30,15 @@ GUIDE_INTEGRATION_TEST = "test_an_invoice_is_rendered_by_a_worker"
 INTEGRATION_FILES = ["test_invoices.py", "test_openapi.py", "test_routes.py", "test_tasks.py"]
 NO_SERVICES = "no broker and result backend: set TEST_BROKER_URL and TEST_RESULT_BACKEND, or start Docker"
 # In the template, not in a service: copier.yml's _exclude, and the sources of rendered files.
-TEMPLATE_ONLY = ("copier.yml", "bench/", "tests/template/", "tests/mutation-survivors.md")
-# A service's nox sessions: the template's but `template` and `bench`.
+TEMPLATE_ONLY = (
+    "copier.yml",
+    "bench/",
+    "docs/",
+    "requirements-docs.txt",
+    "tests/template/",
+    "tests/mutation-survivors.md",
+)
+# A service's nox sessions: the template's but `template`, `bench` and `docs`.
 SESSIONS = [
     "browser",
     "compose",
