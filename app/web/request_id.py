@@ -3,14 +3,13 @@
 A valid incoming id (1 to 128 letters, digits, ``.``, ``_``, ``-``) is kept, anything
 else replaced (never echoed); every response carries it. Each task published while
 handling the request, or by a task running for it, takes it in its message headers, so
-the worker knows it too; app/logs.py puts it on every log line of both.
+the worker knows it too; app/observability/logs.py puts it on every log line of both.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
-from collections import OrderedDict
 from typing import Any
 
 from celery import current_task
@@ -21,9 +20,6 @@ HEADER = "X-Request-ID"
 MESSAGE_HEADER = "request_id"
 ENVIRON_KEY = "flask_celery_factory.request_id"
 _VALID = re.compile(r"[A-Za-z0-9._-]{1,128}")
-# Request ids of the tasks a worker received last, by task id: a bounded memory.
-RECEIVED_KEPT = 10_000
-_RECEIVED: OrderedDict[str, str] = OrderedDict()
 
 
 def init_app(app: Flask) -> None:
@@ -42,19 +38,6 @@ def current_request_id() -> str | None:
     if request_id is None and has_request_context():
         request_id = request.environ.get(ENVIRON_KEY)
     return request_id
-
-
-def remember_for_task(task_id: str, request_id: str | None) -> None:
-    """As a worker receives a task's message: its own log lines about the task, outside it, name it too."""
-    if request_id is not None:
-        _RECEIVED[task_id] = request_id
-        while len(_RECEIVED) > RECEIVED_KEPT:
-            _RECEIVED.popitem(last=False)
-
-
-def for_task(task_id: str) -> str | None:
-    """The request id of a task this process received, if it had one."""
-    return _RECEIVED.get(task_id)
 
 
 def _take_or_make() -> None:

@@ -1,15 +1,21 @@
-"""Logging set up once, each line inside a task naming it (app/logs.py)."""
+"""One log format, set up once; each line names its request and its task (app/observability/logs.py)."""
 
 from __future__ import annotations
 
 import logging
 import re
+import uuid
+from collections import OrderedDict
 
 import pytest
 from celery import shared_task
+from celery.app.log import TaskFormatter
+from celery.contrib.testing.mocks import TaskMessage
+from celery.signals import after_setup_task_logger
 from flask import Flask
 
-from app.logs import ContextFilter, configure_logging
+from app.observability import logs
+from app.observability.logs import Formatter, RequestWithId, configure_logging
 
 
 @shared_task(bind=True)
@@ -20,7 +26,7 @@ def logging_task(self: object) -> None:
 
 def test_lines_inside_a_task_carry_its_id(app: Flask, caplog: pytest.LogCaptureFixture) -> None:
     """A record logged by a running task gets its id; one logged outside gets '-'."""
-    caplog.handler.addFilter(ContextFilter())
+    caplog.handler.setFormatter(Formatter())
     logging.getLogger("tests").warning("outside")
     result = app.extensions["celery"].tasks[logging_task.name].apply_async(task_id="task-42")
     result.get()
@@ -45,3 +51,40 @@ def test_configure_logging_writes_info_lines_to_stderr_once(
     logger.info("shown")
     line = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO MainProcess tests\.configured \[-\] \[-\] shown\n"
     assert re.fullmatch(line, capsys.readouterr().err)
+
+
+@pytest.mark.parametrize(("header", "expected"), [("abc-123", "abc-123"), (None, "-")], ids=["carried", "none"])
+def test_the_workers_own_lines_about_a_received_task_name_its_request(
+    app: Flask, header: str | None, expected: str
+) -> None:
+    """Celery logs "received" outside the task, with its id as `data`: the line gets the id its message carried."""
+    task_id = str(uuid.uuid4())
+    options = {} if header is None else {"request_id": header}
+    RequestWithId(TaskMessage(logging_task.name, id=task_id, **options), app=app.extensions["celery"])
+    record = logging.LogRecord("celery.worker.strategy", logging.INFO, __file__, 1, "received", None, None)
+    record.data = {"id": task_id, "name": logging_task.name}
+    line = Formatter().format(record)
+    assert line.endswith(f"celery.worker.strategy [{expected}] [{task_id}] received")
+
+
+def test_the_worker_remembers_a_bounded_number_of_request_ids(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The oldest go first; a task without a request id takes no room."""
+    monkeypatch.setattr(logs, "RECEIVED_KEPT", 2)
+    monkeypatch.setattr(logs, "_received", OrderedDict())
+    for number in range(4):
+        headers = {"request_id": f"request-{number}"} if number < 3 else {}
+        RequestWithId(TaskMessage(logging_task.name, id=f"task-{number}", **headers), app=app.extensions["celery"])
+    assert list(logs._received.items()) == [("task-1", "request-1"), ("task-2", "request-2")]
+
+
+def test_the_workers_task_loggers_write_the_factorys_format() -> None:
+    """Celery gives get_task_logger()'s loggers a handler with its task format: it takes this one; others stay."""
+    logger = logging.Logger("tests.task_logger")
+    celerys, users = logging.NullHandler(), logging.NullHandler()
+    celerys.setFormatter(TaskFormatter("%(message)s"))
+    users.setFormatter(custom := logging.Formatter("%(message)s"))
+    logger.handlers = [celerys, users]
+    after_setup_task_logger.send(
+        sender=None, logger=logger, loglevel=logging.INFO, logfile=None, format="", colorize=False
+    )
+    assert (type(celerys.formatter), users.formatter) == (Formatter, custom)

@@ -13,9 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import create_app
-from app.celery_app import RequestWithId
-from app.logs import ContextFilter
-from app.web import request_id
+from app.observability.logs import Formatter, RequestWithId
 from app.web.request_id import current_request_id
 from tests.unit.conftest import WriteConfig
 
@@ -104,7 +102,7 @@ def test_a_task_the_worker_runs_sees_the_request_id_its_message_carries(
 
 def test_log_lines_carry_the_request_and_task_ids(app: Flask, caplog: pytest.LogCaptureFixture) -> None:
     """In a request and in the tasks it starts, every record names the request; elsewhere '-'."""
-    caplog.handler.addFilter(ContextFilter())
+    caplog.handler.setFormatter(Formatter())
     logging.getLogger("tests.request_id").warning("outside")
     with app.test_request_context(headers={"X-Request-ID": "abc-123"}):
         app.preprocess_request()
@@ -116,24 +114,3 @@ def test_log_lines_carry_the_request_and_task_ids(app: Flask, caplog: pytest.Log
         "in the request": ("abc-123", "-"),
         "inside the task": ("abc-123", "task-7"),
     }
-
-
-def test_the_workers_own_lines_about_a_received_task_name_its_request(app: Flask) -> None:
-    """Celery logs "received" outside the task, with its id as `data`: the line gets the id its message carried."""
-    task_id = str(uuid.uuid4())
-    RequestWithId(TaskMessage(seen_request_id.name, id=task_id, request_id="abc-123"), app=app.extensions["celery"])
-    record = logging.LogRecord("celery.worker.strategy", logging.INFO, __file__, 1, "received", None, None)
-    record.data = {"id": task_id, "name": seen_request_id.name}
-    ContextFilter().filter(record)
-    assert (record.request_id, record.task_id) == ("abc-123", task_id)  # type: ignore[attr-defined]
-
-
-def test_the_worker_remembers_a_bounded_number_of_request_ids(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The oldest go first; a task without a request id takes no room."""
-    monkeypatch.setattr(request_id, "RECEIVED_KEPT", 2)
-    monkeypatch.setattr(request_id, "_RECEIVED", request_id.OrderedDict())
-    for number in range(3):
-        request_id.remember_for_task(f"task-{number}", f"request-{number}")
-    request_id.remember_for_task("task-3", None)
-    found = [request_id.for_task(f"task-{number}") for number in range(4)]
-    assert found == [None, "request-1", "request-2", None]

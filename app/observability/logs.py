@@ -1,0 +1,69 @@
+"""One log format for the web app and the worker: every line names its request and its task.
+
+Celery's TaskFormatter puts the running task's id on a line; this one adds the request id
+(the task message's header, else the web request's). Lines the worker logs about a task
+outside it ("received") name the task in their ``data``: they get the ids its message carried.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from typing import Any
+
+from celery import current_task
+from celery.app.log import TaskFormatter
+from celery.signals import after_setup_task_logger
+from celery.worker.request import Request
+
+from app.web.request_id import MESSAGE_HEADER, current_request_id
+
+FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s [%(request_id)s] [%(task_id)s] %(message)s"
+# Request ids of the tasks this worker received last, by task id: a bounded memory.
+RECEIVED_KEPT = 10_000
+_received: OrderedDict[str, str] = OrderedDict()
+
+
+class Formatter(TaskFormatter):  # type: ignore[misc]
+    """Celery's TaskFormatter, uncoloured, with the request id; ``-`` where there is no task or request."""
+
+    def __init__(self) -> None:
+        super().__init__(FORMAT, use_color=False)
+
+    def format(self, record: logging.LogRecord) -> str:
+        data = getattr(record, "data", None)
+        if not current_task and isinstance(data, dict) and "id" in data:
+            record.task_id, record.request_id = data["id"], _received.get(data["id"], "-")
+        else:  # in a task, TaskFormatter replaces this task id with the task's
+            record.task_id, record.request_id = "-", current_request_id() or "-"
+        return str(super().format(record))
+
+
+class RequestWithId(Request):  # type: ignore[misc]
+    """A worker's request that remembers the request id its message carries, for the worker's lines about it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if (request_id := self._request_dict.get(MESSAGE_HEADER)) is not None:
+            _received[self.id] = request_id
+            while len(_received) > RECEIVED_KEPT:
+                _received.popitem(last=False)
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """Log to stderr in FORMAT, unless the process has set up logging already (gunicorn's --log-config, pytest)."""
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(Formatter())
+    root.addHandler(handler)
+    root.setLevel(level)
+
+
+@after_setup_task_logger.connect  # type: ignore[untyped-decorator]
+def _format_task_loggers(logger: logging.Logger, **_: Any) -> None:
+    """The handler the worker gives ``get_task_logger()``'s loggers writes FORMAT too, not Celery's task format."""
+    for handler in logger.handlers:
+        if type(handler.formatter) is TaskFormatter:  # Celery's; a logging setup of the user's is left alone
+            handler.setFormatter(Formatter())
