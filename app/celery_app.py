@@ -13,7 +13,7 @@ from app.fixes import amqp_blocked, kombu_poll  # noqa: F401  (patches, applied 
 from app.observability.logs import RequestWithId
 from app.observability.worker_health import HeartbeatFile
 from app.settings.celery_defaults import celery_settings
-from app.tasking.errors import TRANSIENT_ERRORS
+from app.tasking import TRANSIENT_ERRORS
 from app.tasking.runs import NO_RETRY, only_run
 
 logger = logging.getLogger(__name__)

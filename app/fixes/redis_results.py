@@ -9,7 +9,6 @@ a SUCCESS, in one step (docs/upstream.md, "the Redis result backend subscribes",
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from functools import cached_property
 from typing import Any
 
@@ -73,21 +72,14 @@ class PublisherRedisBackend(RedisBackend):  # type: ignore[misc]
         return {}  # as Celery's base backend: callers may splat it into the task's options
 
     def _store_result(
-        self,
-        task_id: str,
-        result: Any,
-        state: str,
-        traceback: str | None = None,
-        request: Any = None,
-        retry_policy: Mapping[str, Any] | None = None,
-        **kwargs: Any,
+        self, task_id: str, result: Any, state: str, traceback: Any = None, request: Any = None, **kwargs: Any
     ) -> Any:
         """Celery's KeyValueStoreBackend._store_result without its read first; ``retry_policy`` bounds the retries."""
         meta = self._get_result_meta(result=result, state=state, traceback=traceback, request=request)
         meta["task_id"] = bytes_to_str(task_id)  # type: ignore[no-untyped-call]
         expires = self.failure_expires if state == states.FAILURE else None
         try:
-            self.set(self.get_key_for_task(task_id), self.encode(meta), expires, **(retry_policy or {}))
+            self.set(self.get_key_for_task(task_id), self.encode(meta), expires, **(kwargs.get("retry_policy") or {}))
         except BackendStoreError as error:
             raise BackendStoreError(str(error), state=state, task_id=task_id) from error
         return result

@@ -52,13 +52,9 @@ class RequestWithId(Request):  # type: ignore[misc]
 
 def configure_logging(level: str = "INFO") -> None:
     """Log to stderr in FORMAT, unless the process has set up logging already (gunicorn's --log-config, pytest)."""
-    root = logging.getLogger()
-    if root.handlers:
-        return
     handler = logging.StreamHandler()
     handler.setFormatter(Formatter())
-    root.addHandler(handler)
-    root.setLevel(level)
+    logging.basicConfig(level=level, handlers=[handler])  # which does nothing where the root has a handler
 
 
 @after_setup_task_logger.connect  # type: ignore[untyped-decorator]
