@@ -8,12 +8,12 @@ outside it ("received") name the task in their ``data``: they get the ids its me
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from typing import Any
 
 from celery import current_task
 from celery.app.log import TaskFormatter
 from celery.signals import after_setup_task_logger
+from celery.utils.functional import LRUCache
 from celery.worker.request import Request
 
 from app.web.request_id import MESSAGE_HEADER, current_request_id
@@ -21,7 +21,7 @@ from app.web.request_id import MESSAGE_HEADER, current_request_id
 FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s [%(request_id)s] [%(task_id)s] %(message)s"
 # Request ids of the tasks this worker received last, by task id: a bounded memory.
 RECEIVED_KEPT = 10_000
-_received: OrderedDict[str, str] = OrderedDict()
+_received: LRUCache = LRUCache(limit=RECEIVED_KEPT)
 
 
 class Formatter(TaskFormatter):  # type: ignore[misc]
@@ -46,8 +46,6 @@ class RequestWithId(Request):  # type: ignore[misc]
         super().__init__(*args, **kwargs)
         if (request_id := self._request_dict.get(MESSAGE_HEADER)) is not None:
             _received[self.id] = request_id
-            while len(_received) > RECEIVED_KEPT:
-                _received.popitem(last=False)
 
 
 def configure_logging(level: str = "INFO") -> None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections import OrderedDict
 
 import pytest
 from celery import shared_task
 from celery.app.log import TaskFormatter
 from celery.contrib.testing.mocks import TaskMessage
 from celery.signals import after_setup_task_logger
+from celery.utils.functional import LRUCache
 from flask import Flask
 
 from app.observability import logs
@@ -68,9 +68,9 @@ def test_the_workers_own_lines_about_a_received_task_name_its_request(
 
 
 def test_the_worker_remembers_a_bounded_number_of_request_ids(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The oldest go first; a task without a request id takes no room."""
-    monkeypatch.setattr(logs, "RECEIVED_KEPT", 2)
-    monkeypatch.setattr(logs, "_received", OrderedDict())
+    """The oldest go first (RECEIVED_KEPT of them are kept); a task without a request id takes no room."""
+    assert logs._received.limit == logs.RECEIVED_KEPT
+    monkeypatch.setattr(logs, "_received", LRUCache(limit=2))
     for number in range(4):
         headers = {"request_id": f"request-{number}"} if number < 3 else {}
         RequestWithId(TaskMessage(logging_task.name, id=f"task-{number}", **headers), app=app.extensions["celery"])
