@@ -1,8 +1,9 @@
-"""One log format for the web app and the worker: every line names its request and its task.
+"""Every log line, web and worker alike, names its request and its task.
 
-Celery's TaskFormatter puts the running task's id on a line; this one adds the request id
-(the task message's header, else the web request's). Lines the worker logs about a task
-outside it ("received") name the task in their ``data``: they get the ids its message carried.
+The request id (app/web/request_id.py takes or makes it) follows the request into every task
+it starts, and every task those start, in the message headers. Celery's TaskFormatter puts
+the running task's id on a line; this one adds the request id. Lines the worker logs about a
+task outside it ("received") name the task in their ``data``: they get the ids its message carried.
 """
 
 from __future__ import annotations
@@ -12,16 +13,36 @@ from typing import Any
 
 from celery import current_task
 from celery.app.log import TaskFormatter
-from celery.signals import after_setup_task_logger
+from celery.signals import after_setup_task_logger, before_task_publish
 from celery.utils.functional import LRUCache
 from celery.worker.request import Request
-
-from app.web.request_id import MESSAGE_HEADER, current_request_id
+from flask import has_request_context, request
 
 FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s [%(request_id)s] [%(task_id)s] %(message)s"
+MESSAGE_HEADER = "request_id"
+# Where a web request keeps its id: in the environ, not in `g`, since a task run eagerly in the
+# request pushes an app context of its own, with a `g` of its own, and sends no message to carry it.
+ENVIRON_KEY = "flask_celery_factory.request_id"
 # Request ids of the tasks this worker received last, by task id: a bounded memory.
 RECEIVED_KEPT = 10_000
 _received: LRUCache = LRUCache(limit=RECEIVED_KEPT)
+
+
+def current_request_id() -> str | None:
+    """The id the running task was started for, else the one of the request being handled here."""
+    request_id: str | None = None
+    if (task := current_task) and task.request.id:
+        request_id = getattr(task.request, MESSAGE_HEADER, None)
+    if request_id is None and has_request_context():
+        request_id = request.environ.get(ENVIRON_KEY)
+    return request_id
+
+
+@before_task_publish.connect  # type: ignore[untyped-decorator]
+def _send_with_task(headers: dict[str, Any], **_: Any) -> None:
+    """Publishing a task (from a view, or from a task): its message carries the request's id."""
+    if (request_id := current_request_id()) is not None:
+        headers.setdefault(MESSAGE_HEADER, request_id)
 
 
 class Formatter(TaskFormatter):  # type: ignore[misc]
