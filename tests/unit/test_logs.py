@@ -7,7 +7,7 @@ import re
 import uuid
 
 import pytest
-from celery import shared_task
+from celery import Task, shared_task
 from celery.app.log import TaskFormatter
 from celery.contrib.testing.mocks import TaskMessage
 from celery.signals import after_setup_task_logger
@@ -24,6 +24,12 @@ from tests.unit.conftest import WriteConfig
 def logging_task(self: object) -> None:
     """Log one line from inside a task."""
     logging.getLogger("tests.logging_task").warning("inside")
+
+
+@shared_task(bind=True)
+def logs_as_celery_does(self: Task) -> None:
+    """Log a line about itself as Celery's tracer logs "succeeded": with its id as `data`."""
+    logging.getLogger("tests.as_celery").warning("succeeded", extra={"data": {"id": self.request.id}})
 
 
 @shared_task
@@ -48,7 +54,7 @@ def test_configure_logging_writes_info_lines_to_stderr_once(
 ) -> None:
     """First call: INFO and above on stderr, each line with its time, level, process, logger, request and task.
 
-    A later call finds a setup and leaves it alone: no line is written twice.
+    Uncoloured, warnings too. A later call finds a setup and leaves it alone: no line is written twice.
     """
     root = logging.getLogger()
     monkeypatch.setattr(root, "handlers", [])
@@ -58,8 +64,9 @@ def test_configure_logging_writes_info_lines_to_stderr_once(
     logger = logging.getLogger("tests.configured")
     logger.debug("not shown")
     logger.info("shown")
-    line = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO MainProcess tests\.configured \[-\] \[-\] shown\n"
-    assert re.fullmatch(line, capsys.readouterr().err)
+    logger.warning("warned")
+    line = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} %s MainProcess tests\.configured \[-\] \[-\] %s\n"
+    assert re.fullmatch(line % ("INFO", "shown") + line % ("WARNING", "warned"), capsys.readouterr().err)
 
 
 @pytest.mark.parametrize(("header", "expected"), [("abc-123", "abc-123"), (None, "-")], ids=["carried", "none"])
@@ -74,6 +81,18 @@ def test_the_workers_own_lines_about_a_received_task_name_its_request(
     record.data = {"id": task_id, "name": logging_task.name}
     line = Formatter().format(record)
     assert line.endswith(f"celery.worker.strategy [{expected}] [{task_id}] received")
+
+
+def test_celerys_lines_about_the_running_task_name_the_request_it_runs_for(
+    app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Its "succeeded" line, logged in the task: the task's request id, as in a pool process that received nothing."""
+    caplog.handler.setFormatter(Formatter())
+    with app.test_request_context(headers={"X-Request-ID": "abc-123"}):
+        app.preprocess_request()
+        app.extensions["celery"].tasks[logs_as_celery_does.name].apply_async(task_id="task-9").get()
+    (record,) = [record for record in caplog.records if record.name == "tests.as_celery"]
+    assert (record.request_id, record.task_id) == ("abc-123", "task-9")  # type: ignore[attr-defined]
 
 
 def test_the_worker_remembers_a_bounded_number_of_request_ids(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
