@@ -16,8 +16,8 @@ from flask import Flask
 from app import routes
 from app.celery_app import celery_init_app
 from app.fixes import warn_if_unproven
-from app.logs import configure_logging
 from app.observability import metrics
+from app.observability.logs import configure_logging
 from app.observability.tracing import init_tracing
 from app.settings import ConfigError, load_config
 from app.web import contract, dependencies, request_id

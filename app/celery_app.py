@@ -6,19 +6,15 @@ import logging
 from typing import Any
 
 from celery import Celery, Task, states, uuid
-from celery.worker.request import Request
 from flask import Flask, appcontext_popped, appcontext_pushed, current_app, has_app_context
 from kombu.exceptions import OperationalError
 
-from app.fixes import (
-    amqp_blocked,  # noqa: F401  (a connection RabbitMQ blocks fails at once: see its docstring)
-    kombu_poll,  # noqa: F401  (patches kombu's event loop in every worker: see its docstring)
-)
+from app.fixes import amqp_blocked, kombu_poll  # noqa: F401  (patches, applied on import: see their docstrings)
+from app.observability.logs import RequestWithId
 from app.observability.worker_health import HeartbeatFile
 from app.settings.celery_defaults import celery_settings
-from app.tasking.errors import TRANSIENT_ERRORS
+from app.tasking import TRANSIENT_ERRORS
 from app.tasking.runs import NO_RETRY, only_run
-from app.web.request_id import MESSAGE_HEADER, remember_for_task
 
 logger = logging.getLogger(__name__)
 
@@ -46,12 +42,10 @@ def celery_init_app(app: Flask) -> Celery:
                 return self.run(*args, **kwargs)
 
         def apply_async(self, args: Any = None, kwargs: Any = None, task_id: str | None = None, **options: Any) -> Any:
-            """Record the id (PENDING) before the message is sent, so that GET tells a queued task from a typo.
+            """Record the id (PENDING) before sending: Celery says PENDING for any id; GET tells queued from unknown.
 
-            Celery says PENDING for any id. Written first, so a fast worker's result is not
-            overwritten; once, not retried, so a stalled backend fails in one socket timeout;
-            a message sent again (a retry, a held-back duplicate) leaves the run's state
-            (app/fixes/final_states.py).
+            Once, not retried: a stalled backend fails in one socket timeout. A message sent
+            again (a retry, a held-back duplicate) leaves the run's state (app/fixes/final_states.py).
             """
             task_id = task_id or uuid()
             self.backend.store_result(task_id, None, states.PENDING, retry_policy=NO_RETRY)
@@ -77,24 +71,11 @@ def celery_init_app(app: Flask) -> Celery:
     return celery_app
 
 
-class RequestWithId(Request):  # type: ignore[misc]
-    """As a worker receives a message, the request id it carries is remembered for the worker's own log lines.
-
-    (app/web/request_id.py; Celery logs "received" and "succeeded" outside the task.)
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        remember_for_task(self.id, self._request_dict.get(MESSAGE_HEADER))
-
-
 def _make_celery_current(app: Flask, **_: Any) -> None:
     """In an app context (views, tasks, `flask shell`), `shared_task`s use this app's Celery.
 
-    Thread-local (``set_current``), never process-wide like Flask's example's
-    ``set_default()``: a default would let a second app, created later, take over the
-    tasks of a worker running in this process for the first (Celery's worker looks tasks
-    up by name in the default app).
+    Thread-local, not Flask's example's ``set_default()``: a second app, created later,
+    would take over the tasks of a worker running in this process for the first.
     """
     app.extensions["celery"].set_current()
 

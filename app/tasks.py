@@ -1,17 +1,16 @@
 """The service's tasks: the sample, which ``POST /task/`` starts (app/routes.py). Add yours here.
 
-A task's signature is its API: ``expose()`` in app/routes.py checks a request's JSON body
-against it, and the OpenAPI description shows it (app/web/task_api.py).
+A task's signature is its API: ``expose()`` in app/routes.py checks a request's JSON body against it.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from celery import Task, shared_task
+from celery.utils.log import get_task_logger
 from flask import current_app
 from pydantic import AfterValidator, Field
 
@@ -20,7 +19,7 @@ from app.tasking import checkpoint
 # Progress is reported, and a cancel looked for, this many times a run.
 PROGRESS_STEPS = 10
 
-logger = logging.getLogger(__name__)
+logger = get_task_logger(__name__)
 
 
 def _at_most_the_configured_maximum(seconds: float) -> float:

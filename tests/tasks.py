@@ -10,8 +10,8 @@ from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from flask import current_app, g, has_app_context
 
+from app.observability.logs import current_request_id
 from app.tasking import TransientError
-from app.web.request_id import current_request_id
 
 
 @shared_task(bind=True)

@@ -1,7 +1,4 @@
-"""Workarounds for faults of Celery, kombu and py-amqp, each with the upstream code it works around.
-
-Delete one once a release fixes what it describes (its tests say when; docs/upstream.md).
-"""
+"""Workarounds for faults of Celery, kombu and py-amqp: delete one once a release fixes it (its tests say when)."""
 
 from __future__ import annotations
 
@@ -12,8 +9,7 @@ from importlib import metadata
 
 logger = logging.getLogger(__name__)
 
-# The releases the workarounds were proven on; the upstream code they depend on is pinned by
-# tests/unit/test_upstream_canaries.py, which only runs where the tests do.
+# The releases the workarounds were proven on (the code they rely on: tests/unit/test_upstream_canaries.py).
 PROVEN = {"celery": "5.7.0", "kombu": "5.7.*", "amqp": "5.4.2"}
 
 

@@ -1,15 +1,10 @@
 """Celery's database result backend, failing once, not 11 times, while the database is unreachable.
 
-A backend creates its tables on its first call, and Celery's ``SessionManager.prepare_models``
-retries that ``create_all`` 10 times with growing sleeps on any ``DatabaseError``, for
-processes that create the tables at the same moment. An unreachable database raises such
-an error too, so each call of a process held its 503 for seconds (minutes with the
-database stalled) until one call had succeeded. Here that first call connects once before:
-an unreachable database fails it at once (or after one connect timeout), and Celery's
-retries are left to the race they are for. It also moves a task's state only forward
-(final_states.py): Celery locks the task's row before it writes but skips the write over
-a SUCCESS only. CELERY_DEFAULTS selects this class for every ``db+`` URL. Measurements,
-reproduction and proposed Celery change: docs/upstream.md.
+Celery retries its first ``create_all`` 10 times on any ``DatabaseError``, for processes
+creating the tables at once; an unreachable database raises one too, and each call held its
+503 for seconds. Here the first call connects once before. The backend also moves a task's
+state only forward (final_states.py), on the row Celery has locked. CELERY_DEFAULTS selects
+it for ``db+`` URLs. Delete once Celery retries only the race (docs/upstream.md).
 """
 
 from __future__ import annotations

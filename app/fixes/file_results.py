@@ -1,13 +1,8 @@
-"""Celery's file result backend, writing each record whole.
+"""Celery's file result backend, writing each record whole, its states only forward (final_states.py).
 
-Celery's ``FilesystemBackend.set`` empties a record's file, then writes it: a reader in
-between, such as ``GET /task/<id>`` while the task reports its progress, reads an empty
-record, which is taken for one that does not exist (404) and does not decode as a state.
-Here a record is written to a file of its own in the same folder, then renamed over the
-old one (atomic). A write takes a lock file of the folder first and moves a task's state
-only forward (final_states.py), so that processes sharing the folder cannot write over
-each other's SUCCESS, FAILURE or REVOKED. CELERY_DEFAULTS selects this class for
-``file://`` URLs. Reproduction and proposed Celery change: docs/upstream.md.
+Celery's ``FilesystemBackend.set`` empties a record, then writes it: a reader in between
+(``GET`` while the task reports progress) sees no record (404). CELERY_DEFAULTS selects this
+class for ``file://``. Delete once Celery writes a record whole (docs/upstream.md).
 """
 
 from __future__ import annotations

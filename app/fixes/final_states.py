@@ -1,16 +1,11 @@
-"""A task's state only moves forward: nothing replaces a SUCCESS, a FAILURE or a REVOKED,
-and PENDING replaces nothing but PENDING.
+"""A task's state only moves forward: nothing replaces a SUCCESS, a FAILURE or a REVOKED; PENDING replaces only PENDING.
 
-A task's writes can come late: a duplicate run (a redelivery, a client's retry after a
-503), a retry scheduled before a cancel, the PROGRESS of a run a cancel is stopping.
-Celery's backends keep only a SUCCESS, so a FAILURE could turn into a cancel's REVOKED and
-a cancel into a SUCCESS, and ``DELETE`` could answer for a state that does not stay. And
-every message sent records PENDING first (celery_app.FlaskTask), also when a task is sent
-again while it runs (a retry, a held-back duplicate). Each backend the factory selects
-checks the stored state and writes in one step: Redis in a
-Lua script (redis_results.py), a database under the row's lock (database_results.py),
-the file backend under a lock file (file_results.py), the cache backend under a lock of
-its process (here: enough for the in-memory cache; memcached has no such step).
+Writes come late (a duplicate run, a retry scheduled before a cancel, a cancelled run's
+PROGRESS; every message sent records PENDING first) and Celery keeps only a SUCCESS. Each
+backend the factory selects checks and writes in one step: Redis in Lua (redis_results.py),
+a database under the row's lock, the file backend under a lock file, the cache backend here
+under a process lock (enough for the in-memory cache). Delete once Celery keeps every final
+state (docs/upstream.md, "a later write replaces a finished result").
 """
 
 from __future__ import annotations

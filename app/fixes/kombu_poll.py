@@ -1,15 +1,10 @@
 """Worker fix for kombu's event loop: never block in the poller while callbacks wait.
 
-kombu's ``Hub.create_loop`` runs the ready callbacks, then polls the sockets for up to its
-timeout (1 s, or until the next timer) without looking at ``Hub._ready`` again, and
-``Hub.call_soon`` wakes the poller only when called from another thread. A callback that
-the loop's own thread queues meanwhile waits out the poll: with RabbitMQ, a solo worker's
-late ack, while RabbitMQ at prefetch 1 sends nothing until it arrives.
-
-This wraps every poller a Hub creates (from ``__init__``, the ``poller`` property and
-``reset()`` after a reconnection) so that it polls with timeout 0 while callbacks wait.
-The fault, a reproduction, the proposed kombu change and how the tests tell when kombu
-fixes it: docs/upstream.md.
+``Hub.create_loop`` polls with its full timeout without looking at ``Hub._ready`` again, and
+``Hub.call_soon`` from the loop's own thread does not wake it: a solo worker's late ack waited
+out the poll while RabbitMQ, at prefetch 1, sent nothing. Every poller a Hub creates polls
+with timeout 0 while callbacks wait. Delete once kombu checks ``_ready`` before polling
+(docs/upstream.md).
 """
 
 from __future__ import annotations

@@ -1,1 +1,1 @@
-"""Seeing into the running service: traces (and, beside them, the logs' request and task ids)."""
+"""Seeing into the running service: logs, metrics, traces, the worker's health."""

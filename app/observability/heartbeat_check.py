@@ -1,12 +1,8 @@
 """A worker's health check: 0 while its heartbeat file is fresh, 1 once it is older than --stale-after (10 s).
 
-Run as a process of its own, the container's health check, every few seconds: by path,
-``python3 -I app/observability/heartbeat_check.py``, so that nothing but the standard
-library loads (``python -m app.observability...`` would first import the ``app`` package,
-Flask and Celery, on every check; the template's docs/benchmarks.md has the figures). The
-worker's event loop touches the file every 2 s (worker_health.py); a worker that is frozen, stuck in a task that holds
-its event loop, or reconnecting to a broker it lost stops touching it. One file per
-worker: ``WORKER_HEARTBEAT_FILE`` (default ``/tmp/celery-worker-heartbeat``) names it.
+The container's health check, run by path (``python3 -I app/observability/heartbeat_check.py``)
+so that only the standard library loads, not the ``app`` package with Flask and Celery (docs/benchmarks.md). A worker
+frozen, stuck holding its event loop or reconnecting stops touching the file (worker_health.py).
 """
 
 from __future__ import annotations

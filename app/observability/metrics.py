@@ -1,13 +1,7 @@
-"""Prometheus metrics: the web app's at ``GET /metrics``, the worker's on a port of its own.
+"""Prometheus metrics: the web app's at ``GET /metrics``, the worker's on ``WORKER_METRICS_PORT``.
 
-Web: requests by method, route and status; 503s by the dependency that was down; the
-time POST /task/ takes to record and publish a task. Worker: tasks by final state, their
-run time, their retries. With ``PROMETHEUS_MULTIPROC_DIR`` set (a folder the processes of
-one service share, emptied before they start: prometheus-client's multiprocess mode),
-gunicorn's workers and a prefork worker's pool processes write their counts there and a
-scrape adds them up; without it, each process counts for itself. The worker serves its
-metrics on ``WORKER_METRICS_PORT`` when that is set; a prefork worker refuses to start
-with it but without the folder, whose port would serve its main process's counts: no tasks.
+Several processes (gunicorn's workers, a prefork pool) add their counts up through
+``PROMETHEUS_MULTIPROC_DIR``, prometheus-client's multiprocess mode; without it each counts alone.
 """
 
 from __future__ import annotations
@@ -93,11 +87,7 @@ def _serve_worker_metrics(**_: Any) -> None:
 
 @worker_init.connect  # type: ignore[untyped-decorator]
 def _refuse_uncounted_worker_metrics(sender: Any, **_: Any) -> None:
-    """Exit with one line (status 2) before the pool starts: a prefork worker's tasks run in its pool processes.
-
-    Their counts reach the port only through PROMETHEUS_MULTIPROC_DIR: without it the task
-    metrics would read zero, silently. Solo and threads pools run tasks in the worker's process.
-    """
+    """Exit with one line (status 2): a prefork worker's tasks, counted in its pool processes, would read zero."""
     if not os.environ.get("WORKER_METRICS_PORT") or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         return
     from celery.concurrency.prefork import TaskPool as PreforkPool  # the worker's, not the web's, to load

@@ -1,11 +1,8 @@
 """OpenTelemetry traces, when the config says ``opentelemetry: true``: one trace per request.
 
-The request's span (OpenTelemetry's Flask instrumentation), the publish of each task it
-starts and the task's run in the worker (its Celery instrumentation, which carries the
-W3C ``traceparent`` in the message headers) share one trace. Optional: the packages come
-from requirements-otel.txt, and with the setting off (the default) nothing is imported or
-hooked in. Where spans go is the OpenTelemetry SDK's business: set it up as its docs say
-(``opentelemetry-instrument``, or a TracerProvider of your own) before ``create_app()``.
+OpenTelemetry's Flask and Celery instrumentations (requirements-otel.txt) put a request, the
+publish of each task it starts and the task's run in one trace; off, nothing is imported.
+Where spans go is the SDK's business, set up before ``create_app()``.
 """
 
 from __future__ import annotations

@@ -1,8 +1,6 @@
-"""A worker's health: a file its event loop touches every 2 s, for heartbeat_check.py to read.
+"""A worker's health: a file (``WORKER_HEARTBEAT_FILE``, one per worker) its event loop touches every 2 s.
 
-Cheaper than ``celery inspect ping`` (a Python with Celery and a broker round trip every
-few seconds). One file per worker: ``WORKER_HEARTBEAT_FILE`` names it; give each worker its
-own when several share a filesystem.
+heartbeat_check.py reads it: cheaper than ``celery inspect ping``, a Celery and a broker round trip a check.
 """
 
 from __future__ import annotations

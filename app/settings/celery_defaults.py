@@ -29,7 +29,7 @@ CELERY_DEFAULTS: dict[str, Any] = {
     "task_time_limit": 330,
     "result_expires": 86400,
     "broker_connection_retry_on_startup": True,
-    # The worker keeps the factory's logging (app/logs.py), whose lines carry task ids.
+    # The worker keeps the factory's logging (app/observability/logs.py), whose lines carry task ids.
     "worker_hijack_root_logger": False,
     # A dependency that is down answers 503 in about 2 s instead of hanging the request
     # (RabbitMQ; Redis as broker ignores both: see BROKER_DEFAULTS).

@@ -1,9 +1,71 @@
-"""What a task of the factory may use: progress and cancel in one call, and errors worth a retry.
+"""What a task of the factory may use: ``checkpoint()`` (progress and cancel) and ``TransientError`` (retried).
 
-from app.tasking import TransientError, checkpoint
+And what a result backend raises when it cannot serve (``backend_errors``), for the run guard and the routes.
 """
 
-from app.tasking.errors import TRANSIENT_ERRORS, TransientError, backend_errors
-from app.tasking.progress import PROGRESS, checkpoint
+from __future__ import annotations
 
-__all__ = ["PROGRESS", "TRANSIENT_ERRORS", "TransientError", "backend_errors", "checkpoint"]
+import logging
+import sys
+
+from celery import Task, states
+from celery.exceptions import BackendError, Ignore
+from celery.worker.state import revoked as revoked_tasks
+
+# The state of a running task that reports how far it has come (GET shows `progress`).
+PROGRESS = "PROGRESS"
+
+logger = logging.getLogger(__name__)
+
+
+class TransientError(Exception):
+    """A failure worth another try later (a dependency briefly away): raise it from a task to be retried."""
+
+
+# What any task of the factory's Celery app is retried for (celery_app.FlaskTask).
+TRANSIENT_ERRORS = (TransientError, ConnectionError, TimeoutError)
+
+
+def checkpoint(task: Task, progress: float | None = None) -> None:
+    """Stop if the task was cancelled, else record its ``progress`` (0 to 1); go on while the backend is away.
+
+    Call it from a bound task wherever stopping is safe: nothing kills a cancelled task.
+    """
+    try:
+        _stop_if_cancelled(task)
+        if progress is not None:
+            task.update_state(state=PROGRESS, meta={"progress": progress})
+    except backend_errors(task.backend) as error:
+        logger.warning("result backend unreachable (%s): progress not recorded, cancel not looked for", error)
+
+
+def _stop_if_cancelled(task: Task) -> None:
+    """Raise Ignore (nothing stored after) if the task was cancelled, leaving its state REVOKED.
+
+    The stored state counts: prefork and solo pools read no control message while a task
+    runs. A cancel by Celery's own ``revoke`` alone is stored here.
+    """
+    if task.request.id in revoked_tasks or task.backend.get_state(task.request.id) == states.REVOKED:
+        task.backend.mark_as_revoked(task.request.id, "cancelled while running", request=task.request)
+        raise Ignore()
+
+
+def backend_errors(backend: object) -> tuple[type[BaseException], ...]:
+    """What a result backend raises when it cannot serve (Redis: down, OOM, read-only; a database: down)."""
+    errors = (*getattr(backend, "connection_errors", ()), *getattr(backend, "channel_errors", ()), OSError)
+    # BackendError: a backend that retries (result_backend_always_retry) gave up.
+    errors += (BackendError, *_database_errors(backend))
+    # kombu counts KeyError among Redis connection errors (for its own consumer); here it
+    # would turn a bug in a view into "backend unreachable".
+    return tuple(error for error in errors if error is not KeyError)
+
+
+def _database_errors(backend: object) -> tuple[type[BaseException], ...]:
+    """SQLAlchemy's errors for a database out of reach (not a missing table: a bug, 500), for a database backend."""
+    # Looked up, not imported: other processes never load SQLAlchemy.
+    database = sys.modules.get("celery.backends.database")
+    if database is None or not isinstance(backend, database.DatabaseBackend):
+        return ()
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    return (OperationalError, InterfaceError)

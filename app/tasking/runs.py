@@ -1,18 +1,10 @@
 """A task runs once: not after it has finished or been cancelled, and never twice at a time.
 
-A message is delivered at least once: late acknowledgement redelivers the task of a worker
-that died or was cut off, and a client's retry after an ambiguous 503 publishes it again.
-So before any task of the factory runs, in the process that runs it (never in the
-worker's consumer, whose event loop must not wait for the result backend):
-
-- a stored final state (SUCCESS, FAILURE, REVOKED) drops the message: acknowledged, not run;
-- on Redis, the run takes a lease on the task id, a key that expires unless the run renews
-  it. While another run holds it, the message is sent again for when the lease would
-  lapse, and acknowledged: a duplicate never runs beside the first run, and the task of a
-  run that died (its lease no longer renewed) runs once the lease lapses.
-
-A result backend out of reach stops none of this from running: the task runs, as with
-plain Celery, and two runs at once are possible only then (the template's docs/reliability.md).
+Messages come at least once (late acks, a client's retry after a 503). Before a run, in the
+process that runs it (not the consumer's event loop, which must not wait on the backend): a
+stored final state drops the message; on Redis the run takes a lease that expires unless
+renewed, and a duplicate is sent again for when the lease would lapse (a dead run's does).
+With the result backend out of reach the task runs, as with plain Celery (docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -28,7 +20,7 @@ from typing import Any
 from celery import Task, states
 from celery.exceptions import Ignore
 
-from app.tasking.errors import backend_errors
+from app.tasking import backend_errors
 
 # A lease outlives its run's last renewal by this long: the time a dead run's task waits.
 LEASE_SECONDS = 10.0

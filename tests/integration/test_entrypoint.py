@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.logs import ContextFilter
+from app.observability.logs import Formatter
 from app.tasks import sample_task
 from tests.integration.conftest import WriteConfig, cli_worker, create_app_from, wait_for_state
 
@@ -21,7 +21,7 @@ def test_celery_cli_worker_serves_posted_tasks(
     # Its own config, so its own queue: the embedded worker cannot take the task instead.
     path = write_config("entrypoint")
     log = tmp_path / "worker.log"
-    caplog.handler.addFilter(ContextFilter())  # the factory's filter, as on the web process's handler
+    caplog.handler.setFormatter(Formatter())  # the factory's, as on the web process's handler
     caplog.set_level(logging.INFO, logger="app.celery_app")
     with cli_worker(path, log, "--loglevel=info"):
         client = create_app_from(path).test_client()

@@ -17,9 +17,9 @@ from flask import Flask, g
 from kombu.exceptions import OperationalError
 
 from app import create_app
-from app.celery_app import RequestWithId
 from app.fixes.database_results import ReachableFirstDatabaseBackend
 from app.fixes.redis_results import PublisherRedisBackend, PublisherSentinelBackend
+from app.observability.logs import RequestWithId
 from app.observability.worker_health import HeartbeatFile
 from app.tasks import sample_task
 from tests.tasks import context_probe, failing_task, flaky_task

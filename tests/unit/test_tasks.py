@@ -1,4 +1,4 @@
-"""The sample task (app/tasks.py), and checkpoint(): progress and cancel (app/tasking/progress.py)."""
+"""The sample task (app/tasks.py), and checkpoint(): progress and cancel (app/tasking/__init__.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from freezegun import freeze_time
 
-from app import tasks
-from app.tasking import progress
+from app import tasking, tasks
 
 
 @pytest.mark.parametrize(
@@ -58,7 +57,7 @@ def test_a_task_goes_on_while_the_result_backend_is_away(
     result = tasks.sample_task.apply()
     assert result.successful()
     assert len(slept) == 10
-    warnings = [record.getMessage() for record in caplog.records if record.name == "app.tasking.progress"]
+    warnings = [record.getMessage() for record in caplog.records if record.name == "app.tasking"]
     expected = 10 + (failing == "get_state")  # the check after the last step reads too
     assert (
         warnings
@@ -91,7 +90,7 @@ def test_a_task_only_its_worker_was_told_to_cancel_stores_why_and_what_it_was(
 ) -> None:
     """Revoked in its worker alone (`celery control revoke`): it stops, stored as cancelled while running, as it was."""
     revoked: set[str] = set()  # the worker's revoked ids
-    monkeypatch.setattr(progress, "revoked_tasks", revoked)
+    monkeypatch.setattr(tasking, "revoked_tasks", revoked)
     monkeypatch.setattr(tasks.time, "sleep", lambda seconds: revoked.add(tasks.sample_task.request.id))
     task_id = client.post("/task/", json={"seconds": 0.5}).json["task_id"]
     result = app.extensions["celery"].AsyncResult(task_id)
