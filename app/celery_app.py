@@ -18,7 +18,8 @@ from app.observability.worker_health import HeartbeatFile
 from app.settings.celery_defaults import celery_settings
 from app.tasking.errors import TRANSIENT_ERRORS
 from app.tasking.runs import NO_RETRY, only_run
-from app.web.request_id import MESSAGE_HEADER, remember_for_task
+from app.web.auth import owner_record
+from app.web.request_id import current_client, remember_for_task
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,8 @@ def celery_init_app(app: Flask) -> Celery:
             (app/fixes/final_states.py).
             """
             task_id = task_id or uuid()
+            if (client := current_client()) is not None:  # whose it is, before it can be read (app/web/auth.py)
+                self.backend.store_result(owner_record(task_id), client, states.SUCCESS, retry_policy=NO_RETRY)
             self.backend.store_result(task_id, None, states.PENDING, retry_policy=NO_RETRY)
             try:
                 sent = super().apply_async(args, kwargs, task_id=task_id, **options)
@@ -85,7 +88,7 @@ class RequestWithId(Request):  # type: ignore[misc]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        remember_for_task(self.id, self._request_dict.get(MESSAGE_HEADER))
+        remember_for_task(self.id, self._request_dict)
 
 
 def _make_celery_current(app: Flask, **_: Any) -> None:

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from app.settings.celery_checks import check_celery_settings
 from app.settings.consistency import consistent
 from app.settings.file import ConfigError, local_folders, read_config_file, type_name
+from app.settings.security import security_settings
 
 __all__ = ["ConfigError", "load_config"]
 
@@ -34,6 +35,7 @@ ENV_OVERRIDES: dict[str, tuple[str | None, str]] = {
     "FLASK_SECRET_KEY": (None, "secret_key"),
     "CELERY_BROKER_URL": ("celery", "broker_url"),
     "CELERY_RESULT_BACKEND": ("celery", "result_backend"),
+    "FLASK_AUTH_TOKENS": ("auth", "tokens"),
 }
 TOP_LEVEL_KEYS = frozenset(
     {
@@ -46,6 +48,10 @@ TOP_LEVEL_KEYS = frozenset(
         "retry_backoff_max_seconds",
         "opentelemetry",
         "celery",
+        # app/settings/security.py
+        "auth",
+        "limits",
+        "internal_port",
     }
 )
 REQUIRED_CELERY_SETTINGS = ("broker_url", "result_backend")
@@ -76,7 +82,8 @@ def load_config(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     attempts = _get(path, data, "retry_attempts", int, "an integer", default=5)
     if attempts < 1:
         raise ConfigError(path, "retry_attempts", f"expected 1 or more (the first run counts), got {attempts}")
-    secret_key = _get(path, data, "secret_key", str, "a non-empty string")
+    # Flask's, for signed cookies and sessions: nothing of the factory's uses one.
+    secret_key = _get(path, data, "secret_key", str, "a non-empty string", default=None)
     if secret_key in PUBLIC_SECRET_KEYS and not _debug(environ):
         raise ConfigError(path, "secret_key", "is the published example value: set your own (or FLASK_SECRET_KEY)")
     _warn_if_readable_by_all(path, in_file)
@@ -91,6 +98,7 @@ def load_config(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         "RETRY_BACKOFF_MAX_SECONDS": _seconds(path, data, "retry_backoff_max_seconds", default=60),
         "OPENTELEMETRY": _get(path, data, "opentelemetry", bool, "true or false", default=False),
         "CELERY": local_folders(path, celery),
+        **security_settings(path, data, celery),
     }
     return consistent(path, settings)
 

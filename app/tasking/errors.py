@@ -11,6 +11,10 @@ class TransientError(Exception):
     """A failure worth another try later (a dependency briefly away): raise it from a task to be retried."""
 
 
+class ClientError(Exception):
+    """A failure whose message is meant for the client: GET /task/<id> shows it (other errors' text: the logs only)."""
+
+
 # What any task of the factory's Celery app is retried for (celery_app.FlaskTask).
 TRANSIENT_ERRORS = (TransientError, ConnectionError, TimeoutError)
 

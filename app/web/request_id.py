@@ -3,7 +3,8 @@
 A valid incoming id (1 to 128 letters, digits, ``.``, ``_``, ``-``) is kept, anything
 else replaced (never echoed); every response carries it. Each task published while
 handling the request, or by a task running for it, takes it in its message headers, so
-the worker knows it too; app/logs.py puts it on every log line of both.
+the worker knows it too; app/logs.py puts it on every log line of both. The name of the
+client that sent the request (app/web/auth.py) follows its tasks the same way.
 """
 
 from __future__ import annotations
@@ -20,10 +21,14 @@ from flask import Flask, Response, has_request_context, request
 HEADER = "X-Request-ID"
 MESSAGE_HEADER = "request_id"
 ENVIRON_KEY = "flask_celery_factory.request_id"
+CLIENT_HEADER = "client"
+CLIENT_ENVIRON_KEY = "flask_celery_factory.client"
+# What a request hands to the tasks it starts: message header -> where the request keeps it.
+CARRIED = {MESSAGE_HEADER: ENVIRON_KEY, CLIENT_HEADER: CLIENT_ENVIRON_KEY}
 _VALID = re.compile(r"[A-Za-z0-9._-]{1,128}")
-# Request ids of the tasks a worker received last, by task id: a bounded memory.
+# What the tasks a worker received last carried, by task id: a bounded memory.
 RECEIVED_KEPT = 10_000
-_RECEIVED: OrderedDict[str, str] = OrderedDict()
+_RECEIVED: OrderedDict[str, dict[str, str]] = OrderedDict()
 
 
 def init_app(app: Flask) -> None:
@@ -34,27 +39,37 @@ def init_app(app: Flask) -> None:
 
 def current_request_id() -> str | None:
     """The id the running task was started for, else the one of the request being handled here."""
-    request_id: str | None = None
+    return carried(MESSAGE_HEADER)
+
+
+def current_client() -> str | None:
+    """The client the running task was started for, else the one of this request; None without authentication."""
+    return carried(CLIENT_HEADER)
+
+
+def carried(header: str) -> str | None:
+    """What the running task's message carries as ``header``, else what this request keeps for it."""
+    value: str | None = None
     if (task := current_task) and task.request.id:
-        request_id = getattr(task.request, MESSAGE_HEADER, None)
+        value = getattr(task.request, header, None)
     # Kept in the request's environ, not in `g`: a task run eagerly in the request pushes an
     # app context of its own, with a `g` of its own, and sent no message to carry it.
-    if request_id is None and has_request_context():
-        request_id = request.environ.get(ENVIRON_KEY)
-    return request_id
+    if value is None and has_request_context():
+        value = request.environ.get(CARRIED[header])
+    return value
 
 
-def remember_for_task(task_id: str, request_id: str | None) -> None:
-    """As a worker receives a task's message: its own log lines about the task, outside it, name it too."""
-    if request_id is not None:
-        _RECEIVED[task_id] = request_id
+def remember_for_task(task_id: str, headers: dict[str, Any]) -> None:
+    """As a worker receives a task's message: its own log lines about the task, outside it, name what it carries."""
+    if values := {header: headers[header] for header in CARRIED if headers.get(header) is not None}:
+        _RECEIVED[task_id] = values
         while len(_RECEIVED) > RECEIVED_KEPT:
             _RECEIVED.popitem(last=False)
 
 
-def for_task(task_id: str) -> str | None:
-    """The request id of a task this process received, if it had one."""
-    return _RECEIVED.get(task_id)
+def for_task(task_id: str, header: str = MESSAGE_HEADER) -> str | None:
+    """What a task this process received carried as ``header`` (its request id by default), if anything."""
+    return _RECEIVED.get(task_id, {}).get(header)
 
 
 def _take_or_make() -> None:
@@ -69,6 +84,7 @@ def _send_back(response: Response) -> Response:
 
 @before_task_publish.connect  # type: ignore[untyped-decorator]
 def _send_with_task(headers: dict[str, Any], **_: Any) -> None:
-    """Publishing a task (from a view, or from a task): its message carries the request's id."""
-    if (request_id := current_request_id()) is not None:
-        headers.setdefault(MESSAGE_HEADER, request_id)
+    """Publishing a task (from a view, or from a task): its message carries the request's id and client."""
+    for header in CARRIED:
+        if (value := carried(header)) is not None:
+            headers.setdefault(header, value)

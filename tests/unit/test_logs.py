@@ -43,5 +43,5 @@ def test_configure_logging_writes_info_lines_to_stderr_once(
     logger = logging.getLogger("tests.configured")
     logger.debug("not shown")
     logger.info("shown")
-    line = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO MainProcess tests\.configured \[-\] \[-\] shown\n"
+    line = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO MainProcess tests\.configured \[-\] \[-\] \[-\] shown\n"
     assert re.fullmatch(line, capsys.readouterr().err)

@@ -129,11 +129,11 @@ def test_the_workers_own_lines_about_a_received_task_name_its_request(app: Flask
 
 
 def test_the_worker_remembers_a_bounded_number_of_request_ids(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The oldest go first; a task without a request id takes no room."""
+    """The oldest go first; a task that carries neither a request id nor a client takes no room."""
     monkeypatch.setattr(request_id, "RECEIVED_KEPT", 2)
     monkeypatch.setattr(request_id, "_RECEIVED", request_id.OrderedDict())
     for number in range(3):
-        request_id.remember_for_task(f"task-{number}", f"request-{number}")
-    request_id.remember_for_task("task-3", None)
-    found = [request_id.for_task(f"task-{number}") for number in range(4)]
-    assert found == [None, "request-1", "request-2", None]
+        request_id.remember_for_task(f"task-{number}", {"request_id": f"request-{number}", "client": f"c{number}"})
+    request_id.remember_for_task("task-3", {"request_id": None, "other": "header"})
+    found = [(request_id.for_task(f"task-{n}"), request_id.for_task(f"task-{n}", "client")) for n in range(4)]
+    assert found == [(None, None), ("request-1", "c1"), ("request-2", "c2"), (None, None)]
