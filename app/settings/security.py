@@ -33,7 +33,9 @@ def _tokens(path: Path, auth: Any) -> dict[str, bytes] | None:
     """Each client's name and its token's SHA-256; None for ``auth: false`` (no authentication)."""
     if auth is False:
         return None
-    tokens = auth.get("tokens") if isinstance(auth, dict) and set(auth) == {"tokens"} else None
+    if not isinstance(auth, dict) or set(auth) != {"tokens"}:
+        raise ConfigError(path, "auth", f"expected false, or a mapping with `tokens` alone, got {auth!r}")
+    tokens = auth["tokens"]
     if isinstance(tokens, str):  # FLASK_AUTH_TOKENS: the same mapping, as JSON or YAML
         tokens = yaml.safe_load(tokens)
     if not isinstance(tokens, dict) or not tokens:
