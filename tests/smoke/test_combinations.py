@@ -16,6 +16,7 @@ from pytest_celery import CeleryTestNode, CeleryTestSetup
 
 from tests.integration.conftest import IN_TIME, at_once, wait_for_state
 from tests.integration.services import free_port
+from tests.metrics import INTERNAL
 from tests.smoke.stack import Stack, with_port
 
 pytestmark = pytest.mark.smoke
@@ -94,7 +95,7 @@ def test_stalled_broker_answers_503_in_time_then_recovers(
     """The broker stops answering: POST is 503 within about 2 s, /readyz names it; afterwards tasks run again."""
     assert client.post("/task/").status_code == 202  # the process now holds a connection, as it would
     with paused(stack, celery_setup.broker):
-        (post, seconds), (ready, _) = at_once(client, "POST /task/", "GET /readyz")
+        (post, seconds), (ready, _) = at_once(client, "POST /task/", f"GET {INTERNAL}/readyz")
     assert (post.status_code, post.json["error"]["message"]) == (503, "The broker is unreachable; try again later.")
     assert seconds < IN_TIME
     assert (ready.status_code, ready.json["checks"]["result_backend"]) == (503, "ok")
@@ -109,7 +110,7 @@ def test_stalled_backend_answers_503_in_time_then_recovers(
     location = client.post("/task/").headers["Location"]
     wait_for_state(client, location, "SUCCESS")
     with paused(stack, celery_setup.backend):
-        answers = at_once(client, f"GET {location}", "POST /task/", "GET /readyz")
+        answers = at_once(client, f"GET {location}", "POST /task/", f"GET {INTERNAL}/readyz")
     (get, get_seconds), (post, post_seconds), (ready, _) = answers
     for response, seconds in ((get, get_seconds), (post, post_seconds)):
         assert (response.status_code, response.json["error"]["message"]) == (
