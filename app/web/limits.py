@@ -47,8 +47,8 @@ def unfinished_slot(celery_app: Celery, task_id: str) -> Iterator[None]:
     cap: int = current_app.config["LIMITS"]["unfinished_tasks"]
     # Kept as long as results are (result_expires; when those never expire, forever).
     now = time.time()
-    ids = started.add(key, task_id, now, now - (celery_app.backend.prepare_expires(None, float) or now))
-    if len(ids) > cap:
+    if started.add(key, task_id, now, now - (celery_app.backend.prepare_expires(None, float) or now)) > cap:
+        ids = started.members(key)
         ended = [i for i in ids if i != task_id and celery_app.backend.get_state(i) in states.READY_STATES]
         over = len(ids) - len(ended) > cap
         started.remove(key, *ended, *([task_id] if over else []))
@@ -77,14 +77,17 @@ class _RedisStarted:
     def __init__(self, url: str) -> None:
         self._client = redis.Redis.from_url(url, decode_responses=True)
 
-    def add(self, key: str, task_id: str, now: float, forget_before: float) -> list[str]:
-        """Add the task, forget those started before ``forget_before``; answer the ids kept."""
+    def add(self, key: str, task_id: str, now: float, forget_before: float) -> int:
+        """Add the task, forget those started before ``forget_before``; answer how many are kept."""
         with self._client.pipeline() as pipe:
             pipe.zadd(key, {task_id: now})
             pipe.zremrangebyscore(key, 0, forget_before)
-            pipe.zrange(key, 0, -1)
-            ids: list[str] = pipe.execute()[2]
-        return ids
+            pipe.zcard(key)
+            count: int = pipe.execute()[2]
+        return count
+
+    def members(self, key: str) -> list[str]:
+        return [str(task_id) for task_id in self._client.zrange(key, 0, -1)]
 
     def remove(self, key: str, *task_ids: str) -> None:
         self._client.zrem(key, *task_ids)
@@ -97,13 +100,17 @@ class _MemoryStarted:
         self._keys: dict[str, dict[str, float]] = {}
         self._lock = threading.Lock()
 
-    def add(self, key: str, task_id: str, now: float, forget_before: float) -> list[str]:
+    def add(self, key: str, task_id: str, now: float, forget_before: float) -> int:
         with self._lock:
             ids = self._keys.setdefault(key, {})
             ids[task_id] = now
             for old in [i for i, at in ids.items() if at < forget_before]:
                 del ids[old]
-            return list(ids)
+            return len(ids)
+
+    def members(self, key: str) -> list[str]:
+        with self._lock:
+            return list(self._keys[key])
 
     def remove(self, key: str, *task_ids: str) -> None:
         with self._lock:
