@@ -18,16 +18,13 @@ from urllib.parse import urlsplit
 from app.settings.celery_checks import check_celery_settings
 from app.settings.consistency import consistent
 from app.settings.file import ConfigError, local_folders, read_config_file, type_name
-from app.settings.security import security_settings
+from app.settings.security import SECURITY_KEYS, security_settings
 
 __all__ = ["ConfigError", "load_config"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_CONFIG_PATH = "./secrets/api-config.yaml"
-# Secret keys published in this repository (the example config, the seed's README):
-# anyone can sign sessions with them, so they are accepted only in debug mode.
-PUBLIC_SECRET_KEYS = frozenset({"my_secret_key"})
 
 # Secrets may come from the environment instead of the file (containers, CI):
 # variable -> (section of the file or None for the top level, key).
@@ -37,22 +34,20 @@ ENV_OVERRIDES: dict[str, tuple[str | None, str]] = {
     "CELERY_RESULT_BACKEND": ("celery", "result_backend"),
     "FLASK_AUTH_TOKENS": ("auth", "tokens"),
 }
-TOP_LEVEL_KEYS = frozenset(
-    {
-        "secret_key",
-        "port",
-        "sample_task_seconds",
-        "sample_task_max_seconds",
-        "retry_attempts",
-        "retry_backoff_seconds",
-        "retry_backoff_max_seconds",
-        "opentelemetry",
-        "celery",
-        # app/settings/security.py
-        "auth",
-        "limits",
-        "internal_port",
-    }
+TOP_LEVEL_KEYS = (
+    frozenset(
+        {
+            "port",
+            "sample_task_seconds",
+            "sample_task_max_seconds",
+            "retry_attempts",
+            "retry_backoff_seconds",
+            "retry_backoff_max_seconds",
+            "opentelemetry",
+            "celery",
+        }
+    )
+    | SECURITY_KEYS
 )
 REQUIRED_CELERY_SETTINGS = ("broker_url", "result_backend")
 _ENV_VARIABLE_FOR = {".".join(filter(None, place)): name for name, place in ENV_OVERRIDES.items()}
@@ -82,14 +77,9 @@ def load_config(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     attempts = _get(path, data, "retry_attempts", int, "an integer", default=5)
     if attempts < 1:
         raise ConfigError(path, "retry_attempts", f"expected 1 or more (the first run counts), got {attempts}")
-    # Flask's, for signed cookies and sessions: nothing of the factory's uses one.
-    secret_key = _get(path, data, "secret_key", str, "a non-empty string", default=None)
-    if secret_key in PUBLIC_SECRET_KEYS and not _debug(environ):
-        raise ConfigError(path, "secret_key", "is the published example value: set your own (or FLASK_SECRET_KEY)")
     _warn_if_readable_by_all(path, in_file)
     settings = {
         "CONFIG_FILE": str(path),
-        "SECRET_KEY": secret_key,
         "PORT": port,
         "SAMPLE_TASK_SECONDS": _seconds(path, data, "sample_task_seconds", default=5),
         "SAMPLE_TASK_MAX_SECONDS": _seconds(path, data, "sample_task_max_seconds", default=240),
@@ -98,7 +88,7 @@ def load_config(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         "RETRY_BACKOFF_MAX_SECONDS": _seconds(path, data, "retry_backoff_max_seconds", default=60),
         "OPENTELEMETRY": _get(path, data, "opentelemetry", bool, "true or false", default=False),
         "CELERY": local_folders(path, celery),
-        **security_settings(path, data, celery),
+        **security_settings(path, data, celery, environ),
     }
     return consistent(path, settings)
 
@@ -114,11 +104,6 @@ def apply_env_overrides(data: Mapping[str, Any], environ: Mapping[str, str]) -> 
         elif isinstance(current := merged.get(section) or {}, dict):
             merged[section] = {**current, key: value}
     return merged
-
-
-def _debug(environ: Mapping[str, str]) -> bool:
-    """FLASK_DEBUG read as Flask reads it (``flask.helpers.get_debug_flag``)."""
-    return environ.get("FLASK_DEBUG", "").lower() not in ("", "0", "false", "no")
 
 
 def _warn_if_readable_by_all(path: Path, in_file: Mapping[str, Any]) -> None:

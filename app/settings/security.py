@@ -1,8 +1,9 @@
-"""The settings of who may call and how much: ``auth``, ``limits`` and ``internal_port`` (docs/security.md)."""
+"""Who may call and how much: ``auth``, ``limits``, ``internal_port``, and ``secret_key`` (docs/security.md)."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -15,18 +16,31 @@ from app.settings.file import ConfigError, type_name
 # A client's name goes on log lines and into keys: nothing that could forge either.
 CLIENT_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+SECURITY_KEYS = frozenset({"auth", "limits", "internal_port", "secret_key"})
+# Secret keys published in this repository (the seed's example config and README): anyone
+# can sign sessions with them, so they are accepted only in debug mode.
+PUBLIC_SECRET_KEYS = frozenset({"my_secret_key"})
 LIMIT_DEFAULTS: dict[str, Any] = {"start_rate": "10/second", "unfinished_tasks": 100, "storage_url": None}
 
 
-def security_settings(path: Path, data: dict[str, Any], celery: dict[str, Any]) -> dict[str, Any]:
+def security_settings(
+    path: Path, data: dict[str, Any], celery: dict[str, Any], environ: Mapping[str, str]
+) -> dict[str, Any]:
     """The Flask settings of these keys, or ConfigError naming the key at fault."""
+    # Optional: Flask's, for signed cookies and sessions, which nothing of the factory's uses.
+    secret_key = data.get("secret_key")
+    if "secret_key" in data and (not isinstance(secret_key, str) or not secret_key):
+        raise ConfigError(path, "secret_key", f"expected a non-empty string, got {type_name(secret_key)}")
+    # FLASK_DEBUG as Flask reads it (flask.helpers.get_debug_flag).
+    if secret_key in PUBLIC_SECRET_KEYS and environ.get("FLASK_DEBUG", "").lower() in ("", "0", "false", "no"):
+        raise ConfigError(path, "secret_key", "is the published example value: set your own (or FLASK_SECRET_KEY)")
     if "auth" not in data:
         raise ConfigError(path, "auth", "missing required key: set auth.tokens (or FLASK_AUTH_TOKENS), or auth: false")
     internal_port = data.get("internal_port", 9090)
     if type(internal_port) is not int or not 1 <= internal_port <= 65535 or internal_port == data.get("port", 8080):
         raise ConfigError(path, "internal_port", f"expected a TCP port other than `port`, got {internal_port!r}")
     tokens, limits = _tokens(path, data["auth"]), _limits(path, data, celery)
-    return {"AUTH_TOKENS": tokens, "LIMITS": limits, "INTERNAL_PORT": internal_port}
+    return {"SECRET_KEY": secret_key, "AUTH_TOKENS": tokens, "LIMITS": limits, "INTERNAL_PORT": internal_port}
 
 
 def _tokens(path: Path, auth: Any) -> dict[str, bytes] | None:
