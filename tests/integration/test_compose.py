@@ -161,6 +161,15 @@ def test_a_task_posted_to_the_web_container_reaches_success(stack: Stack) -> Non
     assert call("GET", f"{stack.web}/metrics")[0] == 404  # on the internal port only
 
 
+def test_the_internal_port_answers_inside_the_web_container_only(stack: Stack) -> None:
+    """gunicorn also binds 127.0.0.1:9090 in the container: /metrics and /readyz's reasons there, never published."""
+    (web,) = [c for c in containers(stack.project) if c["Config"]["Labels"]["com.docker.compose.service"] == "web"]
+    fetch = "import urllib.request as u; print(u.urlopen('http://127.0.0.1:9090/readyz', timeout=5).read().decode())"
+    answer = subprocess.run(["docker", "exec", web["Id"], "python3", "-c", fetch], capture_output=True, text=True)
+    assert json.loads(answer.stdout) == {"status": "ok", "checks": {"broker": "ok", "result_backend": "ok"}}
+    assert "9090/tcp" not in (web["NetworkSettings"]["Ports"] or {})
+
+
 def test_flower_answers_only_with_its_password(stack: Stack) -> None:
     """The optional Flower: 401 without the basic-auth credentials from the environment, 200 with them."""
     token = base64.b64encode(stack.flower_auth.encode()).decode()
