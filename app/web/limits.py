@@ -5,11 +5,13 @@ Both count per client (per address without authentication), over every exposed t
 of the service counts alike; else in the memory of each process (the embedded mode's one).
 Past either, 429 (the rate's with ``Retry-After``). A client's started tasks are kept
 with the time they started; past the cap, those the result backend says have finished
-are let go first, so nothing needs to be told when a task ends, and nothing drifts.
+are let go first, so nothing needs to be told when a task ends, and nothing drifts. A
+Redis out of reach answers 503 within its socket timeouts, as the result backend's does.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -18,26 +20,37 @@ from contextlib import contextmanager
 import redis
 from celery import Celery, states
 from flask import Flask, current_app, request
+from flask.typing import ResponseReturnValue
 from flask_limiter import Limiter
-from werkzeug.exceptions import TooManyRequests
+from werkzeug.exceptions import ServiceUnavailable, TooManyRequests
 
 from app.web.request_id import current_client
+
+logger = logging.getLogger(__name__)
 
 
 def init_app(app: Flask) -> None:
     """Limit how fast each client starts `app`'s tasks, and how many it may have unfinished."""
-    settings = app.config["LIMITS"]
+    url, rate = app.config["LIMITS"]["storage_url"], app.config["LIMITS"]["start_rate"]
+    # The factory's Redis timeouts (CELERY_DEFAULTS): a stalled Redis fails a request in time.
+    timeouts: dict[str, str | int] = {"socket_connect_timeout": 1, "socket_timeout": 2}
     Limiter(
         key_func=_who,
         app=app,
-        storage_uri=settings["storage_url"],
-        application_limits=[settings["start_rate"]],
+        storage_uri=url,
+        storage_options=timeouts,  # a memory storage ignores them
+        application_limits=[rate],
         application_limits_exempt_when=lambda: not _starts_a_task(),
         headers_enabled=True,  # Retry-After on a 429 (and X-RateLimit-* on task starts)
-        swallow_errors=True,  # its storage down (logged): no rate limit, rather than a 500 for all
     )
-    url = settings["storage_url"]
-    app.extensions["started_tasks"] = _RedisStarted(url) if url.startswith("redis") else _MemoryStarted()
+    app.extensions["started_tasks"] = _RedisStarted(url, timeouts) if url.startswith("redis") else _MemoryStarted()
+    app.register_error_handler(redis.RedisError, _unavailable)
+
+
+def _unavailable(error: redis.RedisError) -> ResponseReturnValue:
+    """The limits' Redis is out of reach (or one a view used outside ``dependency()``): 503, as JSON."""
+    logger.warning("limits storage unreachable: %s", type(error).__name__)
+    return current_app.handle_http_exception(ServiceUnavailable("The limits storage is unreachable; try again later."))
 
 
 @contextmanager
@@ -74,8 +87,8 @@ def _starts_a_task() -> bool:
 class _RedisStarted:
     """A client's started tasks in Redis: a sorted set, task id -> when it started."""
 
-    def __init__(self, url: str) -> None:
-        self._client = redis.Redis.from_url(url, decode_responses=True)
+    def __init__(self, url: str, timeouts: dict[str, str | int]) -> None:
+        self._client = redis.Redis.from_url(url, decode_responses=True, **timeouts)
 
     def add(self, key: str, task_id: str, now: float, forget_before: float) -> int:
         """Add the task, forget those started before ``forget_before``; answer how many are kept."""

@@ -49,7 +49,7 @@ def test_task_runs_in_the_worker_container_with_the_files_settings(
     assert posted + timedelta(seconds=SAMPLE_SECONDS) <= datetime.fromisoformat(result) <= datetime.now(UTC)
     # Logged by the task from current_app.config: only the app context of an app built
     # from the mounted file knows 0.7 (the image's default would be 5).
-    celery_setup.worker.assert_log_exists(f"[abc-123] [{task_id}] sleeping for {SAMPLE_SECONDS} s", timeout=5)
+    celery_setup.worker.assert_log_exists(f"[abc-123] [-] [{task_id}] sleeping for {SAMPLE_SECONDS} s", timeout=5)
     celery_setup.worker.assert_log_exists(f"[{task_id}] succeeded", timeout=5)
     lines = [line for line in celery_setup.worker.logs().splitlines() if task_id in line]
     assert len(lines) >= 3 and all("[abc-123]" in line for line in lines), lines  # received, sleeping, succeeded

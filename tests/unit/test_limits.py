@@ -101,17 +101,25 @@ def test_on_redis_the_count_is_shared_by_every_process(write_config: WriteConfig
     redis = fakeredis.FakeRedis(decode_responses=True)
     apps = [limited_app(write_config, eager=False, unfinished_tasks=1) for _ in range(2)]
     for app in apps:
-        app.extensions["started_tasks"] = started = limits._RedisStarted("redis://")
+        app.extensions["started_tasks"] = started = limits._RedisStarted("redis://", {})
         started._client = redis
     assert apps[0].test_client().post("/task/").status_code == 202
     assert apps[1].test_client().post("/task/").status_code == 429
     assert len(redis.keys("started-tasks:*")) == 1
 
 
-def test_a_redis_storage_url_counts_in_redis(write_config: WriteConfig) -> None:
-    """limits.storage_url on Redis: the unfinished tasks are counted there too."""
+def test_a_limits_redis_out_of_reach_is_503_json_and_queues_nothing(
+    write_config: WriteConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """limits.storage_url on a Redis that refuses (nothing listens on port 1): 503 as JSON, the error logged."""
     app = limited_app(write_config, storage_url="redis://127.0.0.1:1/0")
     assert isinstance(app.extensions["started_tasks"], limits._RedisStarted)
+    response = app.test_client().post("/task/", json={"seconds": 0})
+    assert (response.status_code, response.json["error"]["message"]) == (
+        503,
+        "The limits storage is unreachable; try again later.",
+    )
+    assert "limits storage unreachable: ConnectionError" in caplog.text
 
 
 def test_a_finished_task_is_let_go_only_when_the_cap_is_reached(write_config: WriteConfig) -> None:
