@@ -11,6 +11,7 @@ Redis out of reach answers 503 within its socket timeouts, as the result backend
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -24,6 +25,7 @@ from flask.typing import ResponseReturnValue
 from flask_limiter import Limiter
 from werkzeug.exceptions import ServiceUnavailable, TooManyRequests
 
+from app.observability.metrics import UNAVAILABLE
 from app.web.request_id import current_client
 
 logger = logging.getLogger(__name__)
@@ -44,13 +46,16 @@ def init_app(app: Flask) -> None:
         headers_enabled=True,  # Retry-After on a 429 (and X-RateLimit-* on task starts)
     )
     app.extensions["started_tasks"] = _RedisStarted(url, timeouts) if url.startswith("redis") else _MemoryStarted()
-    app.register_error_handler(redis.RedisError, _unavailable)
+    # Named as the client knows it: by default the limits count in the result backend's Redis.
+    name = "result backend" if url == app.config["CELERY"]["result_backend"] else "limits storage"
+    app.register_error_handler(redis.RedisError, functools.partial(_unavailable, name))
 
 
-def _unavailable(error: redis.RedisError) -> ResponseReturnValue:
-    """The limits' Redis is out of reach (or one a view used outside ``dependency()``): 503, as JSON."""
-    logger.warning("limits storage unreachable: %s", type(error).__name__)
-    return current_app.handle_http_exception(ServiceUnavailable("The limits storage is unreachable; try again later."))
+def _unavailable(name: str, error: redis.RedisError) -> ResponseReturnValue:
+    """The limits' Redis is out of reach: 503 as JSON, as dependencies.dependency() answers."""
+    logger.warning("%s unreachable: %s", name, type(error).__name__)
+    UNAVAILABLE.labels(name).inc()
+    return current_app.handle_http_exception(ServiceUnavailable(f"The {name} is unreachable; try again later."))
 
 
 @contextmanager

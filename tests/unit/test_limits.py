@@ -122,6 +122,26 @@ def test_a_limits_redis_out_of_reach_is_503_json_and_queues_nothing(
     assert "limits storage unreachable: ConnectionError" in caplog.text
 
 
+def test_the_result_backends_redis_out_of_reach_is_named_so(
+    write_config: WriteConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Counting in the result backend's Redis (the default there), its failure says the result backend is down.
+
+    The rate is checked first, before the view: its storage's error answers.
+    """
+    backend = "redis://127.0.0.1:1/0"
+    celery = {**IN_MEMORY_CONFIG["celery"], "result_backend": backend}
+    write_config({**IN_MEMORY_CONFIG, "celery": celery, "limits": {"start_rate": "10/second"}})
+    response = create_app().test_client().post("/task/", json={"seconds": 0})
+    assert (response.status_code, response.json["error"]["message"]) == (
+        503,
+        "The result backend is unreachable; try again later.",
+    )
+    assert [record.getMessage() for record in caplog.records if record.name == "app.web.limits"] == [
+        "result backend unreachable: ConnectionError"
+    ]
+
+
 def test_a_finished_task_is_let_go_only_when_the_cap_is_reached(write_config: WriteConfig) -> None:
     """Below the cap nothing is read; at it, the tasks the result backend says ended make room."""
     app = limited_app(write_config, eager=False, unfinished_tasks=1)
