@@ -17,14 +17,18 @@ RUN useradd --system --no-create-home --uid 10001 service
 USER service
 
 # The config file (it holds secrets) is mounted, never baked in; environment variables
-# (FLASK_SECRET_KEY, CELERY_BROKER_URL, CELERY_RESULT_BACKEND) may replace its secrets.
+# (FLASK_AUTH_TOKENS, CELERY_BROKER_URL, CELERY_RESULT_BACKEND) may replace its secrets.
 ENV FLASK_CONFIG=/run/secrets/api-config.yaml
 ENV PORT=8080
+# The internal port (/metrics, /readyz with its reasons: docs/security.md), loopback unless
+# INTERNAL_ADDRESS says otherwise (a scraper in another container); the config's
+# internal_port must be the same number. Never published.
+ENV INTERNAL_PORT=9090 INTERNAL_ADDRESS=127.0.0.1
 EXPOSE 8080
 HEALTHCHECK --interval=5s --timeout=3s --start-period=5s --retries=3 \
     CMD ["python3", "-c", "import os, urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ[\"PORT\"]}/healthz', timeout=2)"]
 # `exec`: gunicorn, not the shell, is PID 1 and receives `docker stop`'s SIGTERM.
-CMD ["sh", "-c", "exec gunicorn --bind 0.0.0.0:$PORT --workers 2 'app:create_app()'"]
+CMD ["sh", "-c", "exec gunicorn --bind 0.0.0.0:$PORT --bind $INTERNAL_ADDRESS:$INTERNAL_PORT --workers 2 'app:create_app()'"]
 
 # Flower, for `docker compose --profile flower up` (the `flower` target): the same image
 # with Flower added, so that it sees the tasks the way the worker does.

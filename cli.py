@@ -1,6 +1,9 @@
 """Run the web app on Flask's development server (for production, see gunicorn in the README).
 
 python cli.py [--config FILE] [--host 127.0.0.1] [--port PORT] [--debug] [--worker]
+python cli.py new-token CLIENT    (a new token, and its line for the config's auth.tokens)
+
+The internal port (`internal_port`: /metrics, /readyz with reasons) listens on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -18,8 +21,11 @@ from pathlib import Path
 
 from flask import Flask
 from kombu.exceptions import OperationalError
+from werkzeug.serving import BaseWSGIServer, make_server
 
 from app import create_app_or_exit
+from app.settings.security import CLIENT_NAME
+from app.web.auth import new_token
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -52,7 +58,28 @@ def start_worker(name: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(command, env={**os.environ, "PYTHONPATH": os.pathsep.join(path)})
 
 
+def print_new_token(client: str) -> None:
+    """A new token on stdout, for the client alone; the line for the config, which holds only its hash."""
+    if not CLIENT_NAME.fullmatch(client):
+        print("error: a client's name is 1 to 64 letters, digits, '.', '_' or '-'", file=sys.stderr)
+        raise SystemExit(2)
+    token, line = new_token(client)
+    print(f"token for {client} (give it to the client; it is shown once): {token}")
+    print(f"line for auth.tokens in the config:\n  {line}")
+
+
+def serve_internal(app: Flask) -> BaseWSGIServer:
+    """The same app on the internal port, loopback only: what only operators should see answers there."""
+    server = make_server("127.0.0.1", app.config["INTERNAL_PORT"], app, threaded=True)
+    threading.Thread(target=server.serve_forever, name="internal port", daemon=True).start()
+    return server
+
+
 def main(argv: Sequence[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["new-token"] and len(argv) == 2:
+        print_new_token(argv[1])
+        return
     args = parse_args(argv)
     # Set before create_app() and inherited by the worker child.
     if args.config:
@@ -68,6 +95,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.worker and not os.environ.get("WERKZEUG_RUN_MAIN"):
         discard_stale_control_messages(app, name)
         worker = start_worker(name)
+    # In the process that serves, not in the reloader's.
+    internal = serve_internal(app) if not args.debug or os.environ.get("WERKZEUG_RUN_MAIN") else None
     exit_status = [0]  # 1 once the worker has died
     # SIGTERM (docker stop, systemd) and SIGINT (Ctrl+C) must run the `finally` that stops
     # the worker; SIGINT even when started in the background by a script, which ignores it.
@@ -80,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         app.run(host=args.host, port=port, debug=args.debug)
     finally:
         stopping.set()
+        if internal:
+            internal.shutdown()
         if worker:
             stop_worker(app, worker, name)
 

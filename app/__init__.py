@@ -20,7 +20,7 @@ from app.observability import metrics
 from app.observability.logs import configure_logging
 from app.observability.tracing import init_tracing
 from app.settings import ConfigError, load_config
-from app.web import contract, dependencies, request_id
+from app.web import auth, contract, dependencies, limits, request_id
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -41,11 +41,13 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         app.config.from_mapping(overrides)
         app.config["CELERY"] = {**app.config["CELERY"], **celery_overrides}
     celery_init_app(app)
+    request_id.init_app(app)  # first: every answer has its id, a 401 too
+    auth.init_app(app)  # then who calls, which the limits count by
+    limits.init_app(app)
     app.register_blueprint(routes.bp)
     app.register_blueprint(dependencies.bp)
     app.register_blueprint(contract.bp)
     contract.register_error_handlers(app)
-    request_id.init_app(app)
     metrics.init_app(app)
     init_tracing(app)
     return app

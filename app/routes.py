@@ -14,8 +14,10 @@ from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from flask import Blueprint, abort, current_app, render_template
 from kombu.exceptions import OperationalError
 
-from app.tasking import PROGRESS, backend_errors
+from app.observability.logs import current_client
+from app.tasking import PROGRESS, ClientError, backend_errors
 from app.tasks import sample_task
+from app.web.auth import owned_by
 from app.web.dependencies import dependency, mask_secrets
 from app.web.task_api import expose
 
@@ -88,23 +90,33 @@ def _submitted_meta(celery_app: Celery, task_id: str) -> dict[str, Any]:
 
     Celery says PENDING for any id, so every message sent records its id (celery_app.FlaskTask). A key-value backend
     (Redis) tells both in one read: no record, never submitted (or its result expired).
+    Another client's task answers the same (app/web/auth.py).
     """
     backend = celery_app.backend
-    if isinstance(backend, BaseKeyValueStoreBackend):
-        if record := backend.get(backend.get_key_for_task(task_id)):
-            meta: dict[str, Any] = backend.decode_result(record)
+    client = current_client()
+    if client is None or owned_by(backend, task_id, client):  # another client's task is none of its business
+        if isinstance(backend, BaseKeyValueStoreBackend):
+            if record := backend.get(backend.get_key_for_task(task_id)):
+                meta: dict[str, Any] = backend.decode_result(record)
+                return meta
+        elif backend.task_result_exists(task_id):
+            meta = backend.get_task_meta(task_id)
             return meta
-    elif backend.task_result_exists(task_id):
-        meta = backend.get_task_meta(task_id)
-        return meta
     abort(404, description=f"No task with id {task_id} was submitted (or its result expired).")
 
 
 def _describe_failure(error: object) -> str:
+    """What a client may read of a failure: its own error's text (ClientError), else what happened, never why.
+
+    An exception's text may hold anything (a query, a path, a host): it stays in the
+    worker's log line, with the task's id and request id.
+    """
+    if isinstance(error, ClientError):
+        return str(error)
     # Celery's time-limit errors print as "TimeLimitExceeded(330,)": say what happened.
     if isinstance(error, TimeLimitExceeded):
         limit = f" ({error.args[0]} s)" if error.args else ""
         return f"The task was killed at its hard time limit{limit}."
     if isinstance(error, SoftTimeLimitExceeded):
         return "The task was interrupted at its soft time limit."
-    return str(error)
+    return "The task failed; the service's logs say why, under its task id."

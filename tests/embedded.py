@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 
 from tests import ROOT
+from tests.integration.services import free_port
 
 
 def write_embedded_config(folder: Path, **changes: Any) -> Path:
@@ -23,6 +24,7 @@ def write_embedded_config(folder: Path, **changes: Any) -> Path:
     )
     config["celery"]["result_backend"] = f"file://{folders['results']}"
     path = folder / "api-config.yaml"
-    path.write_text(yaml.safe_dump({**config, "secret_key": "embedded-tests", **changes}))
-    path.chmod(0o600)  # it holds a secret key
+    # The internal port on a free port: never one another run of the tests listens on.
+    path.write_text(yaml.safe_dump({**config, "internal_port": free_port(), **changes}))
+    path.chmod(0o600)
     return path

@@ -8,12 +8,14 @@ import urllib.request
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
+# A test client's base URL for the app's internal port (internal_port, 9090 unless a config says otherwise).
+INTERNAL = "http://localhost:9090"
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 def scrape(client: FlaskClient) -> Samples:
     """GET /metrics of the app, parsed: value by sample name and labels."""
-    response = client.get("/metrics")
+    response = client.get("/metrics", base_url=INTERNAL)
     assert (response.status_code, response.mimetype) == (200, "text/plain")
     return parse(response.get_data(as_text=True))
 

@@ -11,7 +11,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from flask import current_app, g, has_app_context
 
 from app.observability.logs import current_request_id
-from app.tasking import TransientError
+from app.tasking import ClientError, TransientError
 
 
 @shared_task(bind=True)
@@ -34,9 +34,9 @@ def relay_task() -> str:
 
 
 @shared_task
-def failing_task(message: str) -> None:
-    """Fail the way application code does."""
-    raise ValueError(message)
+def failing_task(message: str, for_the_client: bool = False) -> None:
+    """Fail the way application code does; or with an error meant for the client."""
+    raise (ClientError if for_the_client else ValueError)(message)
 
 
 @shared_task

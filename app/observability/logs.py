@@ -1,9 +1,10 @@
-"""Every log line, web and worker alike, names its request and its task.
+"""Every log line, web and worker alike, names its request, its client and its task.
 
-The request id (app/web/request_id.py takes or makes it) follows the request into every task
-it starts, and every task those start, in the message headers. Celery's TaskFormatter puts
-the running task's id on a line; this one adds the request id. Lines the worker logs about a
-task outside it ("received") name the task in their ``data``: they get the ids its message carried.
+The request id (app/web/request_id.py takes or makes it) and the client's name (app/web/auth.py)
+follow the request into every task it starts, and every task those start, in the message
+headers. Celery's TaskFormatter puts the running task's id on a line; this one adds the
+others. Lines the worker logs about a task outside it ("received") name the task in their
+``data``: they get what its message carried.
 """
 
 from __future__ import annotations
@@ -18,31 +19,43 @@ from celery.utils.functional import LRUCache
 from celery.worker.request import Request
 from flask import has_request_context, request
 
-FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s [%(request_id)s] [%(task_id)s] %(message)s"
-MESSAGE_HEADER = "request_id"
-# Where a web request keeps its id: in the environ, not in `g`, since a task run eagerly in the
-# request pushes an app context of its own, with a `g` of its own, and sends no message to carry it.
-ENVIRON_KEY = "flask_celery_factory.request_id"
-# Request ids of the tasks this worker received last, by task id: a bounded memory.
+FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s [%(request_id)s] [%(client)s] [%(task_id)s] %(message)s"
+# What a request hands to the tasks it starts: message header -> where the request keeps it,
+# in the environ, not in `g`, since a task run eagerly in the request pushes an app context
+# of its own, with a `g` of its own, and sends no message to carry it.
+CARRIED = {"request_id": "flask_celery_factory.request_id", "client": "flask_celery_factory.client"}
+ENVIRON_KEY, CLIENT_ENVIRON_KEY = CARRIED["request_id"], CARRIED["client"]
+# What the tasks this worker received last carried, by task id: a bounded memory.
 RECEIVED_KEPT = 10_000
 _received: LRUCache = LRUCache(limit=RECEIVED_KEPT)
 
 
+def carried(header: str) -> str | None:
+    """What the running task's message carries as ``header``, else what the request being handled here keeps."""
+    value: str | None = None
+    if (task := current_task) and task.request.id:
+        value = getattr(task.request, header, None)
+    if value is None and has_request_context():
+        value = request.environ.get(CARRIED[header])
+    return value
+
+
 def current_request_id() -> str | None:
     """The id the running task was started for, else the one of the request being handled here."""
-    request_id: str | None = None
-    if (task := current_task) and task.request.id:
-        request_id = getattr(task.request, MESSAGE_HEADER, None)
-    if request_id is None and has_request_context():
-        request_id = request.environ.get(ENVIRON_KEY)
-    return request_id
+    return carried("request_id")
+
+
+def current_client() -> str | None:
+    """The client the running task was started for, else the one of this request; None without authentication."""
+    return carried("client")
 
 
 @before_task_publish.connect  # type: ignore[untyped-decorator]
 def _send_with_task(headers: dict[str, Any], **_: Any) -> None:
-    """Publishing a task (from a view, or from a task): its message carries the request's id."""
-    if (request_id := current_request_id()) is not None:
-        headers.setdefault(MESSAGE_HEADER, request_id)
+    """Publishing a task (from a view, or from a task): its message carries the request's id and client."""
+    for header in CARRIED:
+        if (value := carried(header)) is not None:
+            headers.setdefault(header, value)
 
 
 class Formatter(TaskFormatter):  # type: ignore[misc]
@@ -54,19 +67,20 @@ class Formatter(TaskFormatter):  # type: ignore[misc]
     def format(self, record: logging.LogRecord) -> str:
         data = getattr(record, "data", None)
         if not current_task and isinstance(data, dict) and "id" in data:
-            record.task_id, record.request_id = data["id"], _received.get(data["id"], "-")
+            record.task_id, values = data["id"], _received.get(data["id"], {})
         else:  # in a task, TaskFormatter replaces this task id with the task's
-            record.task_id, record.request_id = "-", current_request_id() or "-"
+            record.task_id, values = "-", {header: carried(header) for header in CARRIED}
+        record.request_id, record.client = values.get("request_id") or "-", values.get("client") or "-"
         return str(super().format(record))
 
 
 class RequestWithId(Request):  # type: ignore[misc]
-    """A worker's request that remembers the request id its message carries, for the worker's lines about it."""
+    """A worker's request that remembers what its message carries, for the worker's lines about it."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if (request_id := self._request_dict.get(MESSAGE_HEADER)) is not None:
-            _received[self.id] = request_id
+        if values := {header: self._request_dict[header] for header in CARRIED if self._request_dict.get(header)}:
+            _received[self.id] = values
 
 
 def configure_logging(level: str = "INFO") -> None:

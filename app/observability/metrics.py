@@ -1,4 +1,4 @@
-"""Prometheus metrics: the web app's at ``GET /metrics``, the worker's on ``WORKER_METRICS_PORT``.
+"""Prometheus metrics: the web app's at ``GET /metrics`` of its internal port, the worker's on a port of its own.
 
 Several processes (gunicorn's workers, a prefork pool) add their counts up through
 ``PROMETHEUS_MULTIPROC_DIR``, prometheus-client's multiprocess mode; without it each counts alone.
@@ -13,7 +13,7 @@ from typing import Any
 
 from celery.concurrency import get_implementation
 from celery.signals import task_postrun, task_prerun, task_retry, task_revoked, worker_init, worker_ready
-from flask import Blueprint, Flask, Response, request
+from flask import Blueprint, Flask, Response, abort, current_app, request
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest, start_http_server
 from prometheus_client.multiprocess import MultiProcessCollector
 
@@ -38,8 +38,19 @@ def init_app(app: Flask) -> None:
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    """Every metric of this service's processes, in Prometheus's text format."""
+    """Every metric of this service's processes, in Prometheus's text format: on the internal port only."""
+    if not internal():
+        abort(404)
     return Response(generate_latest(_registry()), mimetype="text/plain; version=0.0.4")
+
+
+def internal() -> bool:
+    """Whether this request came in on the internal port (``internal_port``), for operators, not clients.
+
+    The WSGI server says which of its sockets took the connection (SERVER_PORT); served
+    on a Unix socket, gunicorn takes it from the Host header: serve the internal port on TCP.
+    """
+    return request.environ.get("SERVER_PORT") == str(current_app.config["INTERNAL_PORT"])
 
 
 def _registry() -> CollectorRegistry:
@@ -82,7 +93,8 @@ def _task_revoked(sender: Any, **_: Any) -> None:
 @worker_ready.connect  # type: ignore[untyped-decorator]
 def _serve_worker_metrics(**_: Any) -> None:
     if port := os.environ.get("WORKER_METRICS_PORT"):
-        start_http_server(int(port), registry=_registry())
+        # Loopback unless WORKER_METRICS_ADDRESS says otherwise (a container's scraper).
+        start_http_server(int(port), os.environ.get("WORKER_METRICS_ADDRESS", "127.0.0.1"), registry=_registry())
 
 
 @worker_init.connect  # type: ignore[untyped-decorator]

@@ -21,32 +21,30 @@ from app.settings.celery_checks import check_celery_settings
 from app.settings.consistency import consistent
 from app.settings.file import ConfigError, local_folders, read_config_file
 from app.settings.keys import ENV_OVERRIDES, UNKNOWN_KEY_ERRORS, Settings, config_error
+from app.settings.security import SECURITY_KEYS, security_settings
 
 __all__ = ["ConfigError", "load_config"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_CONFIG_PATH = "./secrets/api-config.yaml"
-# Secret keys published in this repository (the example config, the seed's README):
-# anyone can sign sessions with them, so they are accepted only in debug mode.
-PUBLIC_SECRET_KEYS = frozenset({"my_secret_key"})
 
 
 def load_config(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     """Read the config file (``FLASK_CONFIG``), apply environment overrides, validate, return Flask settings."""
     path = Path(environ.get("FLASK_CONFIG") or DEFAULT_CONFIG_PATH)
     in_file = read_config_file(path)
+    data = apply_env_overrides(in_file, environ)
     try:
-        settings = Settings.model_validate(apply_env_overrides(in_file, environ))
+        settings = Settings.model_validate(data)
     except ValidationError as error:
         # An unknown key first: `secret-key:` is a typo before `secret_key` is missing.
         raise config_error(path, min(error.errors(), key=lambda e: e["type"] not in UNKNOWN_KEY_ERRORS)) from None
     check_celery_settings(path, settings.celery.model_extra or {})
-    if settings.secret_key in PUBLIC_SECRET_KEYS and not _debug(environ):
-        raise ConfigError(path, "secret_key", "is the published example value: set your own (or FLASK_SECRET_KEY)")
     _warn_if_readable_by_all(path, in_file)
-    flask_settings = {key.upper(): value for key, value in settings.model_dump().items()}
+    flask_settings = {key.upper(): value for key, value in settings.model_dump(exclude=set(SECURITY_KEYS)).items()}
     flask_settings["CELERY"] = local_folders(path, flask_settings["CELERY"])
+    flask_settings.update(security_settings(path, data, flask_settings["CELERY"], environ))
     return consistent(path, {"CONFIG_FILE": str(path), **flask_settings})
 
 
@@ -65,11 +63,6 @@ def apply_env_overrides(data: Mapping[str, Any], environ: Mapping[str, str]) -> 
         elif isinstance(current := merged.get(section) or {}, dict):
             merged[section] = {**current, key: value}
     return merged
-
-
-def _debug(environ: Mapping[str, str]) -> bool:
-    """FLASK_DEBUG read as Flask reads it (``flask.helpers.get_debug_flag``)."""
-    return environ.get("FLASK_DEBUG", "").lower() not in ("", "0", "false", "no")
 
 
 def _warn_if_readable_by_all(path: Path, in_file: Mapping[str, Any]) -> None:

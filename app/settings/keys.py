@@ -21,6 +21,7 @@ ENV_OVERRIDES = {
     "FLASK_SECRET_KEY": "secret_key",
     "CELERY_BROKER_URL": "celery.broker_url",
     "CELERY_RESULT_BACKEND": "celery.result_backend",
+    "FLASK_AUTH_TOKENS": "auth.tokens",
 }
 # A key that is no field: a misspelt name, or a number (YAML's `1:`), which pydantic refuses apart.
 UNKNOWN_KEY_ERRORS = frozenset({"extra_forbidden", "invalid_key"})
@@ -56,12 +57,17 @@ class Settings(BaseModel):
     celery: Annotated[CelerySection, Expected("a mapping of Celery settings")]
     port: Annotated[int, Field(ge=1, le=65535), Expected("an integer", "a TCP port from 1 to 65535")] = 8080
     retry_attempts: Annotated[int, Field(ge=1), Expected("an integer", "1 or more (the first run counts)")] = 5
-    secret_key: NonEmptyString
     sample_task_seconds: Seconds = 5
     sample_task_max_seconds: Seconds = 240
     retry_backoff_seconds: Seconds = 1
     retry_backoff_max_seconds: Seconds = 60
     opentelemetry: Annotated[bool, Expected("true or false")] = False
+    # Read and checked by security.py, together (internal_port against port, limits' storage
+    # against the result backend): declared here as keys the file may hold.
+    secret_key: Annotated[Any, Expected("a non-empty string")] = None
+    auth: Annotated[Any, Expected("false, or a mapping with tokens")] = None
+    limits: Annotated[Any, Expected("a mapping: start_rate, unfinished_tasks, storage_url")] = None
+    internal_port: Annotated[Any, Expected("a TCP port other than port")] = 9090
 
 
 def config_error(path: Path, error: ErrorDetails) -> ConfigError:

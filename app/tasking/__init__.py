@@ -1,4 +1,4 @@
-"""What a task of the factory may use: ``checkpoint()`` (progress and cancel) and ``TransientError`` (retried).
+"""What a task may use: ``checkpoint()`` (progress and cancel), ``TransientError`` (retried), ``ClientError``.
 
 And what a result backend raises when it cannot serve (``backend_errors``), for the run guard and the routes.
 """
@@ -20,6 +20,10 @@ logger = logging.getLogger(__name__)
 
 class TransientError(Exception):
     """A failure worth another try later (a dependency briefly away): raise it from a task to be retried."""
+
+
+class ClientError(Exception):
+    """A failure whose message is meant for the client: GET /task/<id> shows it (other errors' text: the logs only)."""
 
 
 # What any task of the factory's Celery app is retried for (celery_app.FlaskTask).

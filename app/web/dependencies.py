@@ -1,6 +1,7 @@
 """The broker and the result backend as dependencies: when they are down, and saying so safely.
 
-And the probes for orchestrators and load balancers: ``/healthz`` and ``/readyz``.
+And the probes for orchestrators and load balancers: ``/healthz`` and ``/readyz``; what
+is down, and why, only on the internal port (``internal_port``, with ``/metrics``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from flask import Blueprint, current_app
 from werkzeug.exceptions import ServiceUnavailable
 
 from app.fixes.amqp_blocked import BrokerBlocked
-from app.observability.metrics import UNAVAILABLE
+from app.observability.metrics import UNAVAILABLE, internal
 
 # A broker that took the connection but stopped answering must not hang a request: wait
 # this long for RabbitMQ's publisher confirm, then 503 (the Redis transport has socket
@@ -35,10 +36,11 @@ def healthz() -> dict[str, str]:
 
 @bp.get("/readyz")
 def readyz() -> tuple[dict[str, Any], int]:
-    """Readiness: can the broker and the result backend be reached right now?"""
+    """Readiness: can the broker and the result backend be reached right now? Why not: on the internal port only."""
     checks = readiness(current_app.extensions["celery"])
     ready = all(state == "ok" for state in checks.values())
-    return {"status": "ok" if ready else "unavailable", "checks": checks}, 200 if ready else 503
+    body = {"status": "ok" if ready else "unavailable"}
+    return {**body, "checks": checks} if internal() else body, 200 if ready else 503
 
 
 def mask_secrets(text: str, celery_app: Celery) -> str:

@@ -28,6 +28,8 @@ from celery.backends.redis import RedisBackend
 from flask import abort
 from kombu.exceptions import OperationalError
 
+from app.observability.logs import current_client
+
 # How long a request may take to accept a task before another with its key may try.
 ACCEPTING_SECONDS = 10
 _LOCAL = threading.Lock()
@@ -54,7 +56,9 @@ def submit_once(celery_app: Celery, key: str, parameters: dict[str, Any], submit
 
 def _submit_once(celery_app: Celery, key: str, parameters: dict[str, Any], submit: Callable[[str], str]) -> str:
     backend = celery_app.backend
-    digest = hashlib.sha256(key.encode()).hexdigest()
+    # Each client's keys are its own (app/web/auth.py): another's same key is another key.
+    client = current_client()
+    digest = hashlib.sha256((key if client is None else f"{client}\n{key}").encode()).hexdigest()
     # Beside the task records, under the backend's own key prefix.
     record_name = backend.get_key_for_task(f"idempotency-key-{digest}")
     lock_name = backend.get_key_for_task(f"idempotency-lock-{digest}")

@@ -2,7 +2,7 @@
 
 A valid incoming id (1 to 128 letters, digits, ``.``, ``_``, ``-``) is kept, anything else
 replaced (never echoed). app/observability/logs.py carries it into the request's tasks and
-puts it on every log line of both.
+puts it on every log line of both, with the client's name (app/web/auth.py).
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ The task's own signature is the request's schema (pydantic): the JSON body's key
 keyword arguments, checked before anything is queued (400 naming the parameter), and
 ``GET /openapi.json`` describes them. The POST answers 202 with the task id and its
 ``Location``, or 503 when the result backend or the broker is down (nothing queued); an
-``Idempotency-Key`` makes a repeated POST answer the first one's task.
+``Idempotency-Key`` makes a repeated POST answer the first one's task. Every exposed task
+takes its client's token (auth.py) and counts against its limits (limits.py).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import json
 import typing
 from typing import Any
 
-from celery import Task
+from celery import Task, uuid
 from flask import Blueprint, abort, current_app, request, url_for
 from flask.sansio.blueprints import BlueprintSetupState
 from kombu.exceptions import OperationalError
@@ -27,6 +28,7 @@ from app.observability.metrics import PUBLISH_SECONDS
 from app.tasking import backend_errors
 from app.web.dependencies import CONFIRM_TIMEOUT, dependency
 from app.web.idempotency import parse_key, submit_once
+from app.web.limits import unfinished_slot
 
 # JSON gives no NaN, no infinities, and no "5" for 5.
 STRICT_JSON = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
@@ -38,7 +40,7 @@ def expose(bp: Blueprint, rule: str, task: Task) -> None:
 
 
 def _serve(state: BlueprintSetupState, rule: str, task: Task) -> None:
-    view = functools.partial(start, task.name)
+    view = functools.update_wrapper(functools.partial(start, task.name), start)  # named, as Flask-Limiter needs
     view.task = task  # type: ignore[attr-defined]  # for the OpenAPI description (web/contract.py)
     # `POST /task` too: a redirect to the slash would answer an HTML page.
     state.add_url_rule(rule, f"start_{task.name.rsplit('.', 1)[-1]}", view, methods=["POST"], strict_slashes=False)
@@ -52,7 +54,9 @@ def start(task_name: str) -> tuple[dict[str, Any], int, dict[str, str]]:
     key = parse_key(request.headers["Idempotency-Key"]) if "Idempotency-Key" in request.headers else None
 
     def send(task_id: str | None = None) -> str:
-        return str(task.apply_async(kwargs=kwargs, task_id=task_id, confirm_timeout=CONFIRM_TIMEOUT).id)
+        task_id = task_id or uuid()
+        with unfinished_slot(celery_app, task_id):  # 429 past the client's cap (limits.py)
+            return str(task.apply_async(kwargs=kwargs, task_id=task_id, confirm_timeout=CONFIRM_TIMEOUT).id)
 
     # The id record is written first (celery_app.FlaskTask): if that fails, nothing is published.
     with (

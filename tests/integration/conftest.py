@@ -115,7 +115,10 @@ def write_config(
         }
         run_queues.add(celery["task_default_queue"])
         data = {
-            "secret_key": f"integration-{name}",
+            # Without authentication unless a test says otherwise (test_security.py does);
+            # limits counted in memory, far above what a test starts, unless it says otherwise.
+            "auth": False,
+            "limits": {"start_rate": "100000/second", "unfinished_tasks": 100000, "storage_url": "memory://"},
             "sample_task_seconds": 0,
             # Retries come quickly and give up soon: the retry tests wait for both.
             "retry_attempts": 3,
@@ -125,7 +128,7 @@ def write_config(
         }
         path = tmp_path_factory.mktemp("config") / f"{name}.yaml"
         path.write_text(yaml.safe_dump(data))
-        path.chmod(0o600)  # it holds a secret key
+        path.chmod(0o600)  # it may hold a password
         return path
 
     return write

@@ -20,6 +20,7 @@ import pytest
 from tests.integration import services
 from tests.integration.conftest import WriteConfig, at_once, cli_worker, create_app_from, wait_for_state
 from tests.integration.test_faults import wait_until
+from tests.metrics import INTERNAL
 
 pytestmark = pytest.mark.ha
 
@@ -58,7 +59,7 @@ def test_a_blocked_broker_answers_503_at_once_and_loses_no_accepted_task(
         wait_for_state(client, running, "PROGRESS", timeout=60)
         # The pool is left after the alarm: a POST that hangs (as it did) returns once it clears.
         with ThreadPoolExecutor(1) as pool, memory_alarm(own):
-            post = pool.submit(at_once, client, "POST /task/", "GET /readyz")
+            post = pool.submit(at_once, client, "POST /task/", f"GET {INTERNAL}/readyz")
             # A request that waits for the broker waits until the alarm clears, which happens
             # only once this block is left: the timeout turns that hang into a failure, and
             # its length is not a claim (the answers take milliseconds, printed below).

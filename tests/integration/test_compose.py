@@ -8,6 +8,7 @@ when set (offline builds), else the compose file's defaults.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import secrets
@@ -31,6 +32,12 @@ pytestmark = pytest.mark.compose
 
 SERVICES = {"rabbitmq", "redis", "web", "worker", "flower"}
 # The compose file's image variables, from the suite's own (offline builds, mirrors).
+# The one client of the stack (FLASK_AUTH_TOKENS): its token, and the hash the config holds.
+TOKEN = secrets.token_urlsafe(32)
+TOKEN_HASH = "sha256:" + hashlib.sha256(TOKEN.encode()).hexdigest()
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
+
+
 IMAGE_VARIABLES = {
     "RABBITMQ_IMAGE": "TEST_RABBITMQ_IMAGE",
     "REDIS_IMAGE": "TEST_REDIS_IMAGE",
@@ -69,7 +76,7 @@ def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
     web_port, flower_port, auth = services.free_port(), services.free_port(), f"admin:{secrets.token_hex(8)}"
     env = {
         **os.environ,
-        "FLASK_SECRET_KEY": secrets.token_hex(32),
+        "FLASK_AUTH_TOKENS": json.dumps({"compose": TOKEN_HASH}),
         "WEB_PORT": str(web_port),
         "FLOWER_PORT": str(flower_port),
         "FLOWER_BASIC_AUTH": auth,
@@ -146,10 +153,21 @@ def wait_until(condition: Callable[[], bool], describe: Callable[[], object], ti
 
 def test_a_task_posted_to_the_web_container_reaches_success(stack: Stack) -> None:
     """POST through the web container, run by the worker container: SUCCESS; the request id comes back."""
-    status, body = call("POST", f"{stack.web}/task/", **{"X-Request-ID": "compose-1"})
+    assert call("POST", f"{stack.web}/task/")[0] == 401  # authentication is on
+    status, body = call("POST", f"{stack.web}/task/", **{"X-Request-ID": "compose-1"}, **BEARER)
     assert status == 202
     location = f"{stack.web}/task/{body['task_id']}"
-    wait_until(lambda: call("GET", location)[1]["state"] == "SUCCESS", lambda: call("GET", location), 60)
+    wait_until(lambda: call("GET", location, **BEARER)[1]["state"] == "SUCCESS", lambda: call("GET", location), 60)
+    assert call("GET", f"{stack.web}/metrics")[0] == 404  # on the internal port only
+
+
+def test_the_internal_port_answers_inside_the_web_container_only(stack: Stack) -> None:
+    """gunicorn also binds 127.0.0.1:9090 in the container: /metrics and /readyz's reasons there, never published."""
+    (web,) = [c for c in containers(stack.project) if c["Config"]["Labels"]["com.docker.compose.service"] == "web"]
+    fetch = "import urllib.request as u; print(u.urlopen('http://127.0.0.1:9090/readyz', timeout=5).read().decode())"
+    answer = subprocess.run(["docker", "exec", web["Id"], "python3", "-c", fetch], capture_output=True, text=True)
+    assert json.loads(answer.stdout) == {"status": "ok", "checks": {"broker": "ok", "result_backend": "ok"}}
+    assert "9090/tcp" not in (web["NetworkSettings"]["Ports"] or {})
 
 
 def test_flower_answers_only_with_its_password(stack: Stack) -> None:

@@ -47,7 +47,7 @@ def test_queued_then_run_by_the_cli_worker_in_its_app_context(app: Flask, config
         body = wait_for_state(client, location, "SUCCESS", timeout=60)
     assert datetime.fromisoformat(body["result"]).tzinfo is not None
     # current_app.config read inside the task: the file's value, through the app context.
-    assert f"app.tasks [embedded-1] [{body['task_id']}] sleeping for {SECONDS} s" in log.read_text()
+    assert f"app.tasks [embedded-1] [-] [{body['task_id']}] sleeping for {SECONDS} s" in log.read_text()
 
 
 def test_unknown_id_is_404(app: Flask) -> None:

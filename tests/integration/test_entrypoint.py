@@ -32,6 +32,6 @@ def test_celery_cli_worker_serves_posted_tasks(
     web_lines = [r for r in caplog.records if r.name.endswith(".celery_app") and task_id in r.getMessage()]
     assert [(r.getMessage(), r.request_id) for r in web_lines] == [(f"queued {sample_task.name}[{task_id}]", "abc-123")]
     worker_lines = [line for line in log.read_text().splitlines() if task_id in line]
-    assert f"app.tasks [abc-123] [{task_id}] sleeping for 0 s" in log.read_text()
+    assert f"app.tasks [abc-123] [-] [{task_id}] sleeping for 0 s" in log.read_text()
     assert any(f"{sample_task.name}[{task_id}] succeeded" in line for line in worker_lines)
     assert all("[abc-123]" in line for line in worker_lines), worker_lines

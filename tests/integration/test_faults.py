@@ -35,6 +35,7 @@ from tests.integration.conftest import (
     create_app_from,
     wait_for_state,
 )
+from tests.metrics import INTERNAL
 from tests.tasks import context_probe, stubborn_task
 
 if TYPE_CHECKING:  # imported where containers start: a run without Docker never loads testcontainers
@@ -71,7 +72,7 @@ def test_stalled_broker_answers_503_in_time_then_recovers(own: services.Containe
     """RabbitMQ stops answering: POST gives up in time (about 2 s) with 503; /readyz names it; then all is well."""
     assert own_client.post("/task/").status_code == 202  # a pooled connection now exists
     with paused(own.rabbitmq):
-        (post, post_seconds), (ready, _) = at_once(own_client, "POST /task/", "GET /readyz")
+        (post, post_seconds), (ready, _) = at_once(own_client, "POST /task/", f"GET {INTERNAL}/readyz")
     assert (post.status_code, post.json["error"]["message"]) == (503, "The broker is unreachable; try again later.")
     assert post_seconds < IN_TIME
     assert ready.status_code == 503
@@ -87,7 +88,7 @@ def test_stalled_backend_answers_503_in_time_and_never_shows_its_password(
     location = own_client.post("/task/").headers["Location"]
     with paused(own.redis):
         (get, get_seconds), (post, post_seconds), (ready, _) = at_once(
-            own_client, f"GET {location}", "POST /task/", "GET /readyz"
+            own_client, f"GET {location}", "POST /task/", f"GET {INTERNAL}/readyz"
         )
     for response, seconds in ((get, get_seconds), (post, post_seconds)):
         assert (response.status_code, response.json["error"]["message"]) == (

@@ -10,16 +10,30 @@ import pytest
 from celery.worker import WorkController
 from flask import Flask
 
+from app.web.auth import new_token
+from tests.integration.conftest import WriteConfig, create_app_from
+
 if TYPE_CHECKING:
     import schemathesis
 
 pytestmark = pytest.mark.integration
 
 
-def test_api_matches_its_openapi_description(
-    app: Flask, embedded_worker: WorkController, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Generated valid and invalid requests: never a 5xx, every response as described."""
+@pytest.fixture
+def secured_app(write_config: WriteConfig, embedded_worker: WorkController) -> Flask:
+    """An app with authentication on, on the session worker's queue, and its one client's token in `TOKEN`."""
+    return create_app_from(write_config("main", auth={"tokens": {"fuzzer": TOKEN_LINE.split(": ", 1)[1].strip('"')}}))
+
+
+TOKEN, TOKEN_LINE = new_token("fuzzer")
+
+
+def test_api_matches_its_openapi_description(secured_app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Generated valid and invalid requests, with the client's token: never a 5xx, every response as described.
+
+    Schemathesis also sends each operation with a wrong token, and expects the 401.
+    """
+    app = secured_app
     # The tasks it starts stay short (the description served states the limit too).
     monkeypatch.setitem(app.config, "SAMPLE_TASK_MAX_SECONDS", 0.1)
     # Operations are iterated here rather than with `schema.parametrize()`, whose fixture
@@ -52,7 +66,8 @@ def test_api_matches_its_openapi_description(
             # A key the generator repeats with other parameters is rightly 422, which this
             # check would take for a valid request refused.
             reused_key = "Idempotency-Key" in (case.headers or {})
-            case.call_and_validate(excluded_checks=[positive_data_acceptance] if reused_key else [])
+            excluded = [positive_data_acceptance] if reused_key else []
+            case.call_and_validate(headers={"Authorization": f"Bearer {TOKEN}"}, excluded_checks=excluded)
 
         check()
     # The tasks the fuzzer queued are of no interest; later tests should not wait behind them.

@@ -200,6 +200,9 @@ def smoke_config(combination: Combination, **changes: Any) -> dict[str, Any]:
     data: dict[str, Any] = yaml.safe_load(combination.config_file.read_text())
     # Distinctive: the worker's log line "sleeping for 0.7 s" can only come from this file.
     data["sample_task_seconds"] = 0.7
+    # Authentication and limits have tiers of their own (unit, integration/test_security.py).
+    data["auth"] = False
+    data["limits"] = {"start_rate": "100000/second", "unfinished_tasks": 100000}
     if combination.broker == "redis":
         # A killed worker's task comes back only once visibility_timeout has passed since it
         # was delivered: 5 s, not the file's 360, keeps the test short. The time limits stay

@@ -16,6 +16,7 @@ from pytest_celery import CeleryTestNode, CeleryTestSetup
 
 from tests.integration.conftest import IN_TIME, at_once, wait_for_state
 from tests.integration.services import free_port
+from tests.metrics import INTERNAL
 from tests.smoke.stack import Stack, with_port
 
 pytestmark = pytest.mark.smoke
@@ -48,7 +49,7 @@ def test_task_runs_in_the_worker_container_with_the_files_settings(
     assert posted + timedelta(seconds=SAMPLE_SECONDS) <= datetime.fromisoformat(result) <= datetime.now(UTC)
     # Logged by the task from current_app.config: only the app context of an app built
     # from the mounted file knows 0.7 (the image's default would be 5).
-    celery_setup.worker.assert_log_exists(f"[abc-123] [{task_id}] sleeping for {SAMPLE_SECONDS} s", timeout=5)
+    celery_setup.worker.assert_log_exists(f"[abc-123] [-] [{task_id}] sleeping for {SAMPLE_SECONDS} s", timeout=5)
     celery_setup.worker.assert_log_exists(f"[{task_id}] succeeded", timeout=5)
     lines = [line for line in celery_setup.worker.logs().splitlines() if task_id in line]
     assert len(lines) >= 3 and all("[abc-123]" in line for line in lines), lines  # received, sleeping, succeeded
@@ -94,7 +95,7 @@ def test_stalled_broker_answers_503_in_time_then_recovers(
     """The broker stops answering: POST is 503 within about 2 s, /readyz names it; afterwards tasks run again."""
     assert client.post("/task/").status_code == 202  # the process now holds a connection, as it would
     with paused(stack, celery_setup.broker):
-        (post, seconds), (ready, _) = at_once(client, "POST /task/", "GET /readyz")
+        (post, seconds), (ready, _) = at_once(client, "POST /task/", f"GET {INTERNAL}/readyz")
     assert (post.status_code, post.json["error"]["message"]) == (503, "The broker is unreachable; try again later.")
     assert seconds < IN_TIME
     assert (ready.status_code, ready.json["checks"]["result_backend"]) == (503, "ok")
@@ -109,7 +110,7 @@ def test_stalled_backend_answers_503_in_time_then_recovers(
     location = client.post("/task/").headers["Location"]
     wait_for_state(client, location, "SUCCESS")
     with paused(stack, celery_setup.backend):
-        answers = at_once(client, f"GET {location}", "POST /task/", "GET /readyz")
+        answers = at_once(client, f"GET {location}", "POST /task/", f"GET {INTERNAL}/readyz")
     (get, get_seconds), (post, post_seconds), (ready, _) = answers
     for response, seconds in ((get, get_seconds), (post, post_seconds)):
         assert (response.status_code, response.json["error"]["message"]) == (

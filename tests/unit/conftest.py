@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -14,13 +15,34 @@ from flask.testing import FlaskClient
 
 import tests.tasks  # noqa: F401  (registers the probe tasks with every Celery app)
 from app import create_app
+from app.web.auth import owner_record
 
+
+def token_hash(token: str) -> str:
+    """The value auth.tokens holds for `token`."""
+    return "sha256:" + hashlib.sha256(token.encode()).hexdigest()
+
+
+# The unit tier's clients and their tokens (app/web/auth.py): the `client` fixture sends CLIENT's.
+CLIENT, TOKEN = "tester", "unit-test-token"
+OTHER_CLIENT, OTHER_TOKEN = "other", "other-unit-test-token"
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
 IN_MEMORY_CONFIG: dict[str, Any] = {
+    # Apps a test builds itself serve without authentication; the `app` fixture's with it.
+    "auth": False,
     "secret_key": "unit-test-secret",
+    # Far above what any test starts (limits.py's tests set their own); never a real Redis.
+    "limits": {"start_rate": "10000/second", "unfinished_tasks": 10000, "storage_url": "memory://"},
     "sample_task_seconds": 0,
     "celery": {"broker_url": "memory://", "result_backend": "cache+memory://"},
 }
 EAGER = {"task_always_eager": True, "task_eager_propagates": True, "task_store_eager_result": True}
+TOKENS = {
+    "AUTH_TOKENS": {
+        CLIENT: hashlib.sha256(TOKEN.encode()).digest(),
+        OTHER_CLIENT: hashlib.sha256(OTHER_TOKEN.encode()).digest(),
+    }
+}
 
 WriteConfig = Callable[..., Path]
 
@@ -39,14 +61,30 @@ def write_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> WriteConfig
     return write
 
 
+class TokenClient(FlaskClient):
+    """A test client that sends CLIENT's token unless a request gives its own Authorization."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.environ_base["HTTP_AUTHORIZATION"] = BEARER["Authorization"]
+
+
+def owned(app: Flask, task_id: str, client: str = CLIENT) -> str:
+    """Record `task_id` as `client`'s, as starting it through the API does; answers the id."""
+    app.extensions["celery"].backend.store_result(owner_record(task_id), client, "SUCCESS")
+    return task_id
+
+
 @pytest.fixture
 def app(write_config: WriteConfig) -> Flask:
-    """An app on the in-memory config, running its tasks eagerly."""
+    """An app on the in-memory config, running its tasks eagerly, its clients authenticated (CLIENT, OTHER_CLIENT)."""
     write_config()
-    return create_app({"CELERY": EAGER})
+    app = create_app({"CELERY": EAGER, **TOKENS})
+    app.test_client_class = TokenClient
+    return app
 
 
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
-    """A test client of `app`."""
+    """A test client of `app`, sending the token of CLIENT."""
     return app.test_client()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import signal
 import socket
@@ -10,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,11 +30,22 @@ from tests.integration.services import free_port
 from tests.unit.conftest import IN_MEMORY_CONFIG, WriteConfig
 
 
+class NoServer:
+    """Stands in for the internal port's server: binds nothing, serves nothing."""
+
+    def serve_forever(self) -> None:
+        """Return at once."""
+
+    def shutdown(self) -> None:
+        """Nothing to stop."""
+
+
 @pytest.fixture
 def runs(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    """Record Flask.run's arguments instead of serving (and keep pytest's signal handlers)."""
+    """Record Flask.run's arguments instead of serving (and keep pytest's signal handlers); no internal port either."""
     calls: list[dict[str, Any]] = []
     monkeypatch.setattr(Flask, "run", lambda self, **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(cli, "make_server", lambda *args, **kwargs: NoServer())
     monkeypatch.setattr(cli.signal, "signal", lambda *args: None)
     return calls
 
@@ -130,7 +144,7 @@ def start_with_worker(config: Path, **popen: Any) -> subprocess.Popen[str]:
 @pytest.fixture
 def embedded_config(tmp_path: Path) -> Path:
     """config/embedded.yaml on a free port, its broker and backend in `tmp_path`."""
-    return write_embedded_config(tmp_path, port=free_port(), sample_task_seconds=0)
+    return write_embedded_config(tmp_path, port=free_port(), internal_port=free_port(), sample_task_seconds=0)
 
 
 def test_a_dead_worker_stops_the_server(embedded_config: Path) -> None:
@@ -229,3 +243,39 @@ def wait_for_child(process: psutil.Process, timeout: float = 30) -> psutil.Proce
         assert time.monotonic() < deadline, "cli.py --worker started no worker"
         time.sleep(0.1)
     return children[0]
+
+
+def test_the_internal_port_serves_the_app_on_loopback_with_what_only_operators_see(write_config: WriteConfig) -> None:
+    """serve_internal(): 127.0.0.1 on internal_port, where /readyz names each dependency and /metrics answers."""
+    write_config({**IN_MEMORY_CONFIG, "internal_port": free_port()})
+    app = create_app()
+    server = cli.serve_internal(app)
+    try:
+        base = f"http://127.0.0.1:{app.config['INTERNAL_PORT']}"
+        with urllib.request.urlopen(f"{base}/readyz", timeout=10) as response:
+            assert json.loads(response.read()) == {"status": "ok", "checks": {"broker": "ok", "result_backend": "ok"}}
+        with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
+            assert response.status == 200
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert server.server_address[0] == "127.0.0.1"
+
+
+def test_new_token_prints_a_token_and_the_line_that_lets_it_in(capsys: pytest.CaptureFixture[str]) -> None:
+    """`cli.py new-token NAME`: a random token, and its SHA-256 as auth.tokens takes it (not the token)."""
+    cli.main(["new-token", "billing"])
+    token_line, _, config_line = capsys.readouterr().out.splitlines()
+    token = token_line.rsplit(" ", 1)[1]
+    assert config_line == f'  billing: "sha256:{hashlib.sha256(token.encode()).hexdigest()}"'
+    assert len(token) >= 43 and token not in config_line
+
+
+def test_new_token_refuses_a_name_the_config_would_refuse(capsys: pytest.CaptureFixture[str]) -> None:
+    """A client's name that could not go in auth.tokens: one line, status 2."""
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["new-token", "two words"])
+    assert (exit_info.value.code, capsys.readouterr().err) == (
+        2,
+        "error: a client's name is 1 to 64 letters, digits, '.', '_' or '-'\n",
+    )

@@ -26,6 +26,7 @@ from tests.unit.conftest import IN_MEMORY_CONFIG, WriteConfig
 SEED_YAML = """\
 port: 8080
 secret_key: my_secret_key
+auth: false
 celery:
   broker_url: amqp://localhost:5672
   result_backend: redis://localhost:6379
@@ -49,7 +50,7 @@ def celery_with(**changes: Any) -> dict[str, Any]:
 
 
 def test_seed_format_is_read_as_is(tmp_path: Path) -> None:
-    """The original project's YAML file works unchanged (in debug: its key is public)."""
+    """The original project's YAML file works once it says whether clients authenticate (debug: its key is public)."""
     path = tmp_path / "api-config.yaml"
     path.write_text(SEED_YAML)
     settings = load_config({"FLASK_CONFIG": str(path), "FLASK_DEBUG": "1"})
@@ -64,6 +65,9 @@ def test_seed_format_is_read_as_is(tmp_path: Path) -> None:
         "RETRY_BACKOFF_MAX_SECONDS": 60,
         "OPENTELEMETRY": False,
         "CELERY": {"broker_url": "amqp://localhost:5672", "result_backend": "redis://localhost:6379"},
+        "AUTH_TOKENS": None,
+        "LIMITS": {"start_rate": "10/second", "unfinished_tasks": 100, "storage_url": "redis://localhost:6379"},
+        "INTERNAL_PORT": 9090,
     }
 
 
@@ -220,13 +224,6 @@ BAD_FILES = [
     ),
     pytest.param("a.yaml", "- port\n", None, "expected a mapping of keys to values at the top level", id="list"),
     pytest.param("a.yaml", "", None, "expected a mapping of keys to values at the top level", id="empty-file"),
-    pytest.param(
-        "a.yaml",
-        config_with(secret_key=None),
-        "secret_key",
-        "missing required key (or set FLASK_SECRET_KEY)",
-        id="missing-secret-key",
-    ),
     pytest.param(
         "a.yaml",
         config_with(secret_key=""),
@@ -489,7 +486,12 @@ def test_environment_cannot_hide_a_malformed_section(write_config: WriteConfig) 
 
 def test_the_short_tasks_profile_reserves_four_and_keeps_late_acks() -> None:
     """config/short-tasks.yaml: prefetch 4 and no STARTED for millisecond tasks; late acks (nothing lost) kept."""
-    config = load_config({"FLASK_CONFIG": str(ROOT / "config" / "short-tasks.yaml"), "FLASK_SECRET_KEY": "s"})
+    config = load_config(
+        {
+            "FLASK_CONFIG": str(ROOT / "config" / "short-tasks.yaml"),
+            "FLASK_AUTH_TOKENS": '{"a": "sha256:' + "0" * 64 + '"}',
+        }
+    )
     celery = celery_settings(config["CELERY"])
     assert (celery["worker_prefetch_multiplier"], celery["task_track_started"]) == (4, False)
     assert (celery["task_acks_late"], celery["task_reject_on_worker_lost"]) == (True, True)

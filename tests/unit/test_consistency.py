@@ -13,6 +13,8 @@ from tests.unit.conftest import IN_MEMORY_CONFIG, WriteConfig
 from tests.unit.test_config import config_with
 
 SHIPPED_CONFIGS = sorted([*(ROOT / "config").glob("*.yaml"), *(ROOT / "secrets").glob("*.example.yaml")])
+# What FLASK_AUTH_TOKENS would hold for one client.
+TOKENS = '{"a-client": "sha256:' + "0" * 64 + '"}'
 
 
 def with_celery(celery: dict[str, Any], **changes: Any) -> dict[str, Any]:
@@ -94,5 +96,15 @@ def test_settings_that_agree_are_accepted(write_config: WriteConfig, content: di
 
 @pytest.mark.parametrize("path", SHIPPED_CONFIGS, ids=[path.name for path in SHIPPED_CONFIGS])
 def test_every_shipped_config_loads(path: Path) -> None:
-    """Each file in config/ and the example in secrets/ loads as shipped (its secret from the environment)."""
-    assert load_config({"FLASK_CONFIG": str(path), "FLASK_SECRET_KEY": "s"})["CONFIG_FILE"] == str(path)
+    """Each file in config/ and the example in secrets/ loads as shipped (its clients from the environment)."""
+    assert load_config({"FLASK_CONFIG": str(path), "FLASK_AUTH_TOKENS": TOKENS})["CONFIG_FILE"] == str(path)
+
+
+@pytest.mark.parametrize("path", SHIPPED_CONFIGS, ids=[path.name for path in SHIPPED_CONFIGS])
+def test_every_shipped_config_but_the_embedded_quick_start_requires_tokens(path: Path) -> None:
+    """Authentication is on in every production example: without clients it refuses to start; embedded.yaml has none."""
+    if path.name == "embedded.yaml":
+        assert load_config({"FLASK_CONFIG": str(path)})["AUTH_TOKENS"] is None
+    else:
+        with pytest.raises(ConfigError, match=r"key 'auth.tokens': expected a mapping .* got none"):
+            load_config({"FLASK_CONFIG": str(path)})

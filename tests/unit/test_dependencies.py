@@ -26,13 +26,13 @@ from sqlalchemy import event
 from sqlalchemy import exc as database
 from sqlalchemy.engine import Engine
 
-from app import celery_app as celery_app_module
 from app import create_app
 from app.fixes.amqp_blocked import REASON, BrokerBlocked
 from app.tasking import backend_errors
 from app.tasks import sample_task
-from app.web import dependencies
+from app.web import dependencies, task_api
 from app.web.dependencies import mask_secrets
+from tests.metrics import INTERNAL
 from tests.unit.conftest import IN_MEMORY_CONFIG, WriteConfig
 
 # Nothing listens on port 1: connections are refused at once, without any server.
@@ -76,7 +76,7 @@ def test_post_with_broker_down_is_503_after_one_retry_and_its_task_refused(
     """
     app = app_with(write_config, broker_url=REFUSING_BROKER)
     task_id = uuid.uuid4()
-    monkeypatch.setattr(celery_app_module, "uuid", lambda: str(task_id))  # the factory's ids only
+    monkeypatch.setattr(task_api, "uuid", lambda: str(task_id))  # the factory's ids only
     attempts = broker_connection_attempts(monkeypatch, limit=3)
     pauses: list[float] = []
     monkeypatch.setattr(kombu_functional, "sleep", pauses.append)  # kombu's waits between retries
@@ -133,11 +133,19 @@ def test_post_with_database_down_is_503_after_one_attempt(
 
 def test_readyz_is_ok_when_both_answer(client: FlaskClient) -> None:
     """Both dependencies reachable: 200."""
-    response = client.get("/readyz")
+    response = client.get("/readyz", base_url=INTERNAL)
     assert (response.status_code, response.json) == (
         200,
         {"status": "ok", "checks": {"broker": "ok", "result_backend": "ok"}},
     )
+
+
+def test_the_public_readyz_says_only_whether_it_is_ready_and_serves_no_metrics(write_config: WriteConfig) -> None:
+    """On the public port: 503 and `unavailable`, no reason (the internal port's readyz names it); /metrics 404."""
+    client = app_with(write_config, broker_url=REFUSING_BROKER).test_client()
+    response = client.get("/readyz")
+    assert (response.status_code, response.json) == (503, {"status": "unavailable"})
+    assert client.get("/metrics").status_code == 404
 
 
 def test_readyz_names_what_is_down_and_never_a_password(
@@ -145,7 +153,7 @@ def test_readyz_names_what_is_down_and_never_a_password(
 ) -> None:
     """Both down: 503 naming each with its error; passwords appear nowhere, logs included."""
     client = app_with(write_config, broker_url=REFUSING_BROKER, result_backend=REFUSING_BACKEND).test_client()
-    responses = [client.get("/readyz"), client.post("/task/"), client.get(f"/task/{uuid.uuid4()}")]
+    responses = [client.get("/readyz", base_url=INTERNAL), client.post("/task/"), client.get(f"/task/{uuid.uuid4()}")]
     checks = responses[0].json["checks"]
     assert responses[0].status_code == 503
     assert checks["broker"].startswith("unreachable: OperationalError: ")
@@ -167,7 +175,7 @@ def test_passwords_an_error_repeats_are_masked(
         monkeypatch.setattr(name, fail_naming_urls)
     sample = client.application.extensions["celery"].tasks[sample_task.name]
     monkeypatch.setattr(type(sample), "apply_async", fail_naming_urls)  # the record and the publish
-    checks = client.get("/readyz").json["checks"]
+    checks = client.get("/readyz", base_url=INTERNAL).json["checks"]
     assert_unavailable(client.post("/task/"), "broker")
     masked = "OperationalError: cannot reach amqp://user:**@127.0.0.1:1// nor redis://:**@127.0.0.1:1/0"
     assert checks == {"broker": f"unreachable: {masked}", "result_backend": f"unreachable: {masked}"}
@@ -244,7 +252,10 @@ def test_an_error_without_a_message_is_named_by_its_type(
         raise TimeoutError
 
     monkeypatch.setattr("app.web.dependencies._ping_broker", time_out)
-    assert client.get("/readyz").json["checks"] == {"broker": "unreachable: TimeoutError", "result_backend": "ok"}
+    assert client.get("/readyz", base_url=INTERNAL).json["checks"] == {
+        "broker": "unreachable: TimeoutError",
+        "result_backend": "ok",
+    }
 
 
 def test_readyz_tries_a_refusing_broker_once(write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -252,7 +263,9 @@ def test_readyz_tries_a_refusing_broker_once(write_config: WriteConfig, monkeypa
     client = app_with(write_config, broker_url=REFUSING_BROKER).test_client()
     attempts = broker_connection_attempts(monkeypatch, limit=2)
     monkeypatch.setattr(kombu_functional, "sleep", lambda seconds: None)  # a retry would not wait here
-    assert client.get("/readyz").json["checks"]["broker"].startswith("unreachable: OperationalError: ")
+    assert (
+        client.get("/readyz", base_url=INTERNAL).json["checks"]["broker"].startswith("unreachable: OperationalError: ")
+    )
     assert attempts == ["127.0.0.1"]
 
 
@@ -302,5 +315,5 @@ def test_readyz_publishes_to_rabbitmq_which_alone_tells_it_is_blocking_publisher
 
     monkeypatch.setattr(Connection, "ensure_connection", lambda connection, **options: connection)
     monkeypatch.setattr(Connection, "default_channel", Channel())
-    assert client.get("/readyz").json["checks"]["broker"] == check
+    assert client.get("/readyz", base_url=INTERNAL).json["checks"]["broker"] == check
     assert publishes == [(("message", b""), "", "", {"confirm_timeout": dependencies.CONFIRM_TIMEOUT})] * published

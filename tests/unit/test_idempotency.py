@@ -20,7 +20,7 @@ from kombu.exceptions import OperationalError
 from app import create_app
 from app.fixes.redis_results import PublisherRedisBackend
 from app.web import idempotency
-from tests.unit.conftest import IN_MEMORY_CONFIG, WriteConfig
+from tests.unit.conftest import CLIENT, IN_MEMORY_CONFIG, WriteConfig
 
 
 @dataclass
@@ -187,8 +187,9 @@ def test_a_database_result_backend_answers_501_naming_what_is_needed(
     )
 
 
-def _digest(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
+def _digest(key: str, client: str | None = CLIENT) -> str:
+    """The digest a key is kept under: the `client` fixture's client's own key; None: without authentication."""
+    return hashlib.sha256((key if client is None else f"{client}\n{key}").encode()).hexdigest()
 
 
 @pytest.fixture
@@ -218,8 +219,8 @@ def redis_app(redis: fakeredis.FakeRedis, write_config: WriteConfig) -> Flask:
 def names(app: Flask, key: str) -> tuple[bytes, bytes]:
     """The Redis keys of `key`'s record and of its lock."""
     backend = app.extensions["celery"].backend
-    return backend.get_key_for_task(f"idempotency-key-{_digest(key)}"), backend.get_key_for_task(
-        f"idempotency-lock-{_digest(key)}"
+    return backend.get_key_for_task(f"idempotency-key-{_digest(key, None)}"), backend.get_key_for_task(
+        f"idempotency-lock-{_digest(key, None)}"
     )
 
 

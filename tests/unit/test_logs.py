@@ -65,22 +65,26 @@ def test_configure_logging_writes_info_lines_to_stderr_once(
     logger.debug("not shown")
     logger.info("shown")
     logger.warning("warned")
-    line = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} %s MainProcess tests\.configured \[-\] \[-\] %s\n"
+    line = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} %s MainProcess tests\.configured \[-\] \[-\] \[-\] %s\n"
     assert re.fullmatch(line % ("INFO", "shown") + line % ("WARNING", "warned"), capsys.readouterr().err)
 
 
-@pytest.mark.parametrize(("header", "expected"), [("abc-123", "abc-123"), (None, "-")], ids=["carried", "none"])
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [({"request_id": "abc-123", "client": "shop"}, "[abc-123] [shop]"), ({}, "[-] [-]")],
+    ids=["carried", "none"],
+)
 def test_the_workers_own_lines_about_a_received_task_name_its_request(
-    app: Flask, header: str | None, expected: str
+    app: Flask, headers: dict[str, str], expected: str
 ) -> None:
-    """Celery logs "received" outside the task, with its id as `data`: the line gets the id its message carried."""
+    """Celery logs "received" outside the task, with its id as `data`: the line gets what its message carried."""
     task_id = str(uuid.uuid4())
-    options = {} if header is None else {"request_id": header}
+    options = headers
     RequestWithId(TaskMessage(logging_task.name, id=task_id, **options), app=app.extensions["celery"])
     record = logging.LogRecord("celery.worker.strategy", logging.INFO, __file__, 1, "received", None, None)
     record.data = {"id": task_id, "name": logging_task.name}
     line = Formatter().format(record)
-    assert line.endswith(f"celery.worker.strategy [{expected}] [{task_id}] received")
+    assert line.endswith(f"celery.worker.strategy {expected} [{task_id}] received")
 
 
 def test_celerys_lines_about_the_running_task_name_the_request_it_runs_for(
@@ -102,7 +106,10 @@ def test_the_worker_remembers_a_bounded_number_of_request_ids(app: Flask, monkey
     for number in range(4):
         headers = {"request_id": f"request-{number}"} if number < 3 else {}
         RequestWithId(TaskMessage(logging_task.name, id=f"task-{number}", **headers), app=app.extensions["celery"])
-    assert list(logs._received.items()) == [("task-1", "request-1"), ("task-2", "request-2")]
+    assert list(logs._received.items()) == [
+        ("task-1", {"request_id": "request-1"}),
+        ("task-2", {"request_id": "request-2"}),
+    ]
 
 
 def test_the_workers_task_loggers_write_the_factorys_format() -> None:

@@ -17,10 +17,10 @@ from flask import Blueprint, Flask
 from flask.testing import FlaskClient
 
 from app import create_app, routes, tasks
-from app.tasking import TransientError
+from app.tasking import ClientError, TransientError
 from app.web.task_api import expose, parameters_of
 from tests.tasks import counted_task, echoed_task, failing_task, flaky_task, summed_task
-from tests.unit.conftest import EAGER, IN_MEMORY_CONFIG, WriteConfig
+from tests.unit.conftest import EAGER, IN_MEMORY_CONFIG, WriteConfig, owned
 
 
 def test_post_answers_202_with_id_state_and_location(client: FlaskClient) -> None:
@@ -42,8 +42,8 @@ def test_finished_task_reports_success_with_iso_utc_datetime(client: FlaskClient
     assert datetime.fromisoformat(response.json["result"]).utcoffset() == UTC.utcoffset(None)
 
 
-def test_failed_task_reports_type_and_message_only(write_config: WriteConfig) -> None:
-    """GET on a failed task: FAILURE with the exception's type and message, no traceback."""
+def test_failed_task_reports_type_and_a_generic_message_only(write_config: WriteConfig) -> None:
+    """GET on a failed task: FAILURE with the exception's type and a message that gives nothing of it away."""
     write_config()
     app = create_app({"CELERY": {**EAGER, "task_eager_propagates": False}})
     with app.app_context():
@@ -53,7 +53,7 @@ def test_failed_task_reports_type_and_message_only(write_config: WriteConfig) ->
     assert response.json == {
         "task_id": task_id,
         "state": "FAILURE",
-        "error": {"type": "ValueError", "message": "disk full"},
+        "error": {"type": "ValueError", "message": "The task failed; the service's logs say why, under its task id."},
     }
 
 
@@ -90,7 +90,9 @@ def test_an_id_never_submitted_is_404_saying_so(client: FlaskClient, method: str
 def test_a_running_task_reports_its_progress(app: Flask, client: FlaskClient) -> None:
     """GET on a task that reported progress: PROGRESS and a number from 0 to 1."""
     task_id = str(uuid.uuid4())
-    app.extensions["celery"].backend.store_result(task_id, {"progress": 0.3}, "PROGRESS")  # as the task does
+    app.extensions["celery"].backend.store_result(
+        owned(app, task_id), {"progress": 0.3}, "PROGRESS"
+    )  # as the task does
     assert client.get(f"/task/{task_id}").json == {"task_id": task_id, "state": "PROGRESS", "progress": 0.3}
 
 
@@ -98,12 +100,17 @@ def test_a_task_waiting_for_its_next_attempt_reports_the_failed_one(app: Flask, 
     """GET on a task to be retried: RETRY, which attempt failed (1-based) and with what."""
     task_id = str(uuid.uuid4())
     request = Context(id=task_id, retries=1, task=flaky_task.name, args=(1,), kwargs={}, delivery_info={})
-    app.extensions["celery"].backend.mark_as_retry(task_id, TransientError("dependency away"), request=request)
+    app.extensions["celery"].backend.mark_as_retry(
+        owned(app, task_id), TransientError("dependency away"), request=request
+    )
     assert client.get(f"/task/{task_id}").json == {
         "task_id": task_id,
         "state": "RETRY",
         "attempt": 2,
-        "error": {"type": "TransientError", "message": "dependency away"},
+        "error": {
+            "type": "TransientError",
+            "message": "The task failed; the service's logs say why, under its task id.",
+        },
     }
 
 
@@ -398,23 +405,24 @@ def test_an_exposed_tasks_operation_is_named_after_the_task(client: FlaskClient)
         (TimeLimitExceeded(2), "The task was killed at its hard time limit (2 s)."),
         (TimeLimitExceeded(), "The task was killed at its hard time limit."),
         (SoftTimeLimitExceeded(), "The task was interrupted at its soft time limit."),
-        (ValueError("disk full"), "disk full"),
+        (ValueError("disk full"), "The task failed; the service's logs say why, under its task id."),
+        (ClientError("no such invoice"), "no such invoice"),
     ],
-    ids=["hard-limit", "hard-limit-no-value", "soft-limit", "other"],
+    ids=["hard-limit", "hard-limit-no-value", "soft-limit", "other", "meant-for-the-client"],
 )
 def test_failure_messages_say_what_happened(error: BaseException, message: str) -> None:
-    """Celery's time-limit errors read as sentences; other errors as their message."""
+    """Time-limit errors read as sentences; a ClientError as its message; any other error says nothing of it."""
     assert routes._describe_failure(error) == message
 
 
 def test_failure_message_masks_passwords(write_config: WriteConfig) -> None:
-    """A task error that repeats a configured URL shows its password as **."""
+    """A ClientError that repeats a configured URL shows its password as **."""
     write_config({**IN_MEMORY_CONFIG, "celery": {**IN_MEMORY_CONFIG["celery"], "broker_url": "memory://u:pw-123@x/"}})
     app = create_app({"CELERY": {**EAGER, "task_eager_propagates": False}})
     with app.app_context():
-        task_id = app.extensions["celery"].tasks[failing_task.name].delay("cannot reach memory://u:pw-123@x/").id
+        task_id = app.extensions["celery"].tasks[failing_task.name].delay("cannot reach memory://u:pw-123@x/", True).id
     error = app.test_client().get(f"/task/{task_id}").json["error"]
-    assert error == {"type": "ValueError", "message": "cannot reach memory://u:**@x/"}
+    assert error == {"type": "ClientError", "message": "cannot reach memory://u:**@x/"}
 
 
 def test_a_database_result_backend_serves_the_api(write_config: WriteConfig, tmp_path: Path) -> None:

@@ -1,0 +1,83 @@
+"""Who may call and how much: ``auth``, ``limits``, ``internal_port``, and ``secret_key`` (docs/security.md)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+from limits import parse_many
+
+from app.settings.file import ConfigError, type_name
+
+# A client's name goes on log lines and into keys: nothing that could forge either.
+CLIENT_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+SECURITY_KEYS = frozenset({"auth", "limits", "internal_port", "secret_key"})
+# Secret keys published in this repository (the seed's example config and README): anyone
+# can sign sessions with them, so they are accepted only in debug mode.
+PUBLIC_SECRET_KEYS = frozenset({"my_secret_key"})
+LIMIT_DEFAULTS: dict[str, Any] = {"start_rate": "10/second", "unfinished_tasks": 100, "storage_url": None}
+
+
+def security_settings(
+    path: Path, data: dict[str, Any], celery: dict[str, Any], environ: Mapping[str, str]
+) -> dict[str, Any]:
+    """The Flask settings of these keys, or ConfigError naming the key at fault."""
+    # Optional: Flask's, for signed cookies and sessions, which nothing of the factory's uses.
+    secret_key = data.get("secret_key")
+    if "secret_key" in data and (not isinstance(secret_key, str) or not secret_key):
+        raise ConfigError(path, "secret_key", f"expected a non-empty string, got {type_name(secret_key)}")
+    # FLASK_DEBUG as Flask reads it (flask.helpers.get_debug_flag).
+    if secret_key in PUBLIC_SECRET_KEYS and environ.get("FLASK_DEBUG", "").lower() in ("", "0", "false", "no"):
+        raise ConfigError(path, "secret_key", "is the published example value: set your own (or FLASK_SECRET_KEY)")
+    if "auth" not in data:
+        raise ConfigError(path, "auth", "missing required key: set auth.tokens (or FLASK_AUTH_TOKENS), or auth: false")
+    internal_port = data.get("internal_port", 9090)
+    if type(internal_port) is not int or not 1 <= internal_port <= 65535 or internal_port == data.get("port", 8080):
+        raise ConfigError(path, "internal_port", f"expected a TCP port other than `port`, got {internal_port!r}")
+    tokens, limits = _tokens(path, data["auth"]), _limits(path, data, celery)
+    return {"SECRET_KEY": secret_key, "AUTH_TOKENS": tokens, "LIMITS": limits, "INTERNAL_PORT": internal_port}
+
+
+def _tokens(path: Path, auth: Any) -> dict[str, bytes] | None:
+    """Each client's name and its token's SHA-256; None for ``auth: false`` (no authentication)."""
+    if auth is False:
+        return None
+    if not isinstance(auth, dict) or set(auth) != {"tokens"}:
+        raise ConfigError(path, "auth", f"expected false, or a mapping with `tokens` alone, got {auth!r}")
+    tokens = auth["tokens"]
+    if isinstance(tokens, str):  # FLASK_AUTH_TOKENS: the same mapping, as JSON or YAML
+        tokens = yaml.safe_load(tokens)
+    if not isinstance(tokens, dict) or not tokens:
+        got = type_name(tokens) if tokens != {} else "none (python cli.py new-token NAME, or FLASK_AUTH_TOKENS)"
+        reason = f"expected a mapping of client names to token hashes, got {got}"
+        raise ConfigError(path, "auth.tokens", reason)
+    for name, digest in tokens.items():
+        if not isinstance(name, str) or not CLIENT_NAME.fullmatch(name):
+            reason = f"expected client names of 1 to 64 letters, digits, . _ -, got {name!r}"
+            raise ConfigError(path, "auth.tokens", reason)
+        if not isinstance(digest, str) or not DIGEST.fullmatch(digest):
+            reason = "expected sha256:<64 hex digits> (python cli.py new-token NAME), never the token itself"
+            raise ConfigError(path, f"auth.tokens.{name}", reason)
+    return {name: bytes.fromhex(digest[7:]) for name, digest in tokens.items()}
+
+
+def _limits(path: Path, data: dict[str, Any], celery: dict[str, Any]) -> dict[str, Any]:
+    limits = data.get("limits") or {}
+    if not isinstance(limits, dict) or set(limits) - set(LIMIT_DEFAULTS):
+        raise ConfigError(path, "limits", f"expected a mapping with keys among {', '.join(LIMIT_DEFAULTS)}")
+    settings = {**LIMIT_DEFAULTS, **limits}
+    try:
+        parse_many(rate := settings["start_rate"])
+    except (ValueError, TypeError):
+        raise ConfigError(path, "limits.start_rate", f"expected a rate such as 10/second, got {rate!r}") from None
+    if type(settings["unfinished_tasks"]) is not int or settings["unfinished_tasks"] < 1:
+        raise ConfigError(path, "limits.unfinished_tasks", f"expected 1 or more, got {settings['unfinished_tasks']!r}")
+    if settings["storage_url"] is None:  # the result backend's Redis where there is one, so every process counts alike
+        backend = celery["result_backend"]
+        settings["storage_url"] = backend if urlsplit(backend).scheme in ("redis", "rediss") else "memory://"
+    return settings

@@ -1,0 +1,75 @@
+"""The settings of who may call and how much (app/settings/security.py): defaults, the environment, errors."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pytest
+
+from app.settings import ConfigError, load_config
+from tests.unit.conftest import IN_MEMORY_CONFIG, WriteConfig
+from tests.unit.test_config import config_with
+
+DIGEST = "sha256:" + hashlib.sha256(b"a-token").hexdigest()
+
+
+def test_tokens_are_kept_as_digests_and_the_limits_default(write_config: WriteConfig) -> None:
+    """auth.tokens: each client's name and its token's SHA-256 (bytes); limits and internal_port have defaults."""
+    content = config_with(auth={"tokens": {"billing": DIGEST}}, limits=None)
+    settings = load_config({"FLASK_CONFIG": str(write_config(content))})
+    assert settings["AUTH_TOKENS"] == {"billing": hashlib.sha256(b"a-token").digest()}
+    assert settings["LIMITS"] == {"start_rate": "10/second", "unfinished_tasks": 100, "storage_url": "memory://"}
+    assert settings["INTERNAL_PORT"] == 9090
+
+
+@pytest.mark.parametrize("form", ['{"billing": "%s"}', "billing: '%s'"], ids=["json", "yaml"])
+def test_the_environment_gives_the_clients_and_wins_over_auth_false(write_config: WriteConfig, form: str) -> None:
+    """FLASK_AUTH_TOKENS holds the same mapping (JSON or YAML), and turns authentication on."""
+    environ = {"FLASK_CONFIG": str(write_config()), "FLASK_AUTH_TOKENS": form % DIGEST}
+    assert list(load_config(environ)["AUTH_TOKENS"]) == ["billing"]
+
+
+@pytest.mark.parametrize(
+    ("backend", "storage"),
+    [("redis://r:6379/0", "redis://r:6379/0"), ("rediss://r/1", "rediss://r/1"), ("cache+memory://", "memory://")],
+    ids=["redis", "redis-tls", "other"],
+)
+def test_the_limits_count_in_the_result_backends_redis_where_there_is_one(
+    write_config: WriteConfig, backend: str, storage: str
+) -> None:
+    """Unless limits.storage_url says otherwise: every process of a Redis-backed service counts alike."""
+    content = config_with(celery={**IN_MEMORY_CONFIG["celery"], "result_backend": backend}, limits=None)
+    assert load_config({"FLASK_CONFIG": str(write_config(content))})["LIMITS"]["storage_url"] == storage
+
+
+BAD = [
+    pytest.param({"auth": None}, "auth", "missing required key: set auth.tokens", id="no-auth"),
+    pytest.param({"auth": True}, "auth", "expected false, or a mapping with `tokens` alone, got True", id="auth-true"),
+    pytest.param({"auth": {"tokens": {}}}, "auth.tokens", "got none (python cli.py new-token NAME", id="no-client"),
+    pytest.param({"auth": {"tokens": ["a"]}}, "auth.tokens", "got a list", id="tokens-list"),
+    pytest.param({"auth": {"tokens": {"a": DIGEST}, "x": 1}}, "auth", "with `tokens` alone", id="unknown-auth-key"),
+    pytest.param({"auth": {"tokens": {"two words": DIGEST}}}, "auth.tokens", "got 'two words'", id="bad-name"),
+    pytest.param({"auth": {"tokens": {1: DIGEST}}}, "auth.tokens", "got 1", id="name-not-text"),
+    pytest.param({"auth": {"tokens": {"a": "hunter2"}}}, "auth.tokens.a", "never the token itself", id="a-token"),
+    pytest.param({"auth": {"tokens": {"a": 5}}}, "auth.tokens.a", "expected sha256:", id="digest-number"),
+    pytest.param({"limits": {"rate": 1}}, "limits", "expected a mapping with keys among", id="unknown-limit"),
+    pytest.param({"limits": "10/second"}, "limits", "expected a mapping", id="limits-text"),
+    pytest.param({"limits": {"start_rate": "lots"}}, "limits.start_rate", "got 'lots'", id="bad-rate"),
+    pytest.param({"limits": {"start_rate": 10}}, "limits.start_rate", "got 10", id="rate-number"),
+    pytest.param({"limits": {"unfinished_tasks": 0}}, "limits.unfinished_tasks", "got 0", id="no-task"),
+    pytest.param({"limits": {"unfinished_tasks": True}}, "limits.unfinished_tasks", "got True", id="cap-boolean"),
+    pytest.param({"internal_port": 8080}, "internal_port", "other than `port`, got 8080", id="internal-is-public"),
+    pytest.param({"internal_port": 0}, "internal_port", "got 0", id="internal-zero"),
+    pytest.param({"internal_port": 65536}, "internal_port", "got 65536", id="internal-too-high"),
+    pytest.param({"internal_port": "9090"}, "internal_port", "got '9090'", id="internal-text"),
+]
+
+
+@pytest.mark.parametrize(("changes", "key", "reason"), BAD)
+def test_a_bad_value_names_its_key(write_config: WriteConfig, changes: dict[str, Any], key: str, reason: str) -> None:
+    """Each mistake stops the start with the file and the key named."""
+    path = write_config(config_with(**changes))
+    with pytest.raises(ConfigError) as error:
+        load_config({"FLASK_CONFIG": str(path)})
+    assert (error.value.key, reason in error.value.reason) == (key, True), error.value.reason
