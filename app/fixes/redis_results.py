@@ -19,6 +19,7 @@ from kombu.utils.encoding import bytes_to_str
 from redis.commands.core import Script
 
 from app.fixes.final_states import FINAL_STATES
+from app.fixes.redis_waits import RereadingResultConsumer
 
 # Lua: the status of a record (JSON), or nil; whether a key's record is final; whether it may be replaced.
 STATES = (
@@ -66,6 +67,8 @@ return redis.call('DEL', KEYS[1])
 
 class PublisherRedisBackend(RedisBackend):  # type: ignore[misc]
     """Celery's Redis backend that subscribes to a result only when someone waits for it."""
+
+    ResultConsumer = RereadingResultConsumer  # get() then reads the stored state again while it waits
 
     def on_task_call(self, producer: Any, task_id: str) -> dict[str, Any]:
         """Send the task without subscribing to its result channel (get() and join() subscribe as they wait)."""

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
+from celery.backends.redis import RedisBackend
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -88,3 +89,27 @@ def app(write_config: WriteConfig) -> Flask:
 def client(app: Flask) -> FlaskClient:
     """A test client of `app`, sending the token of CLIENT."""
     return app.test_client()
+
+
+def subscribe_after_the_first_read(
+    backend: RedisBackend, monkeypatch: pytest.MonkeyPatch, between: Callable[[], Any]
+) -> None:
+    """Run the next wait in an order Redis may run it: its read, then `between`, then its SUBSCRIBE.
+
+    get() sends the SUBSCRIBE first, on the pub/sub connection, and reads on another: nothing
+    orders the two (docs/upstream.md, "get() reads before Redis subscribes").
+    """
+    consumer = backend.result_consumer
+    subscribe, read = consumer._consume_from, consumer.on_wait_for_pending
+    held: list[str] = []
+
+    def read_then_subscribe(result: Any, **kwargs: Any) -> None:
+        monkeypatch.setattr(consumer, "on_wait_for_pending", read)
+        monkeypatch.setattr(consumer, "_consume_from", subscribe)
+        read(result, **kwargs)
+        between()
+        for task_id in held:
+            consumer.consume_from(task_id)
+
+    monkeypatch.setattr(consumer, "_consume_from", held.append)
+    monkeypatch.setattr(consumer, "on_wait_for_pending", read_then_subscribe)

@@ -58,6 +58,14 @@ f43059ebe446d43d25b6c4cca6d4daa53da6ec086d897b46482b9584e8c070d3  fixes/redis_re
 a6ef6953d47016a113d4639750ad3a87b01df3d52cacf33d9f42514f4757a23d  fixes/redis_results.py celery.backends.redis:RedisBackend.set
 f2739e9621f14f6be8a5c45f7427d3b4cd1c142f0aa6f1e1b7d9f31f8546385a  fixes/redis_results.py celery.backends.redis:RedisBackend._set_with_state
 fc71f93392abd0bcd2e29c4e7ac444316883ca281941fa6ab869171565e04232  fixes/redis_results.py celery.backends.asynchronous:AsyncBackendMixin._add_pending_result
+# redis_waits.py wraps _wait_for_pending, which reads once (on_wait_for_pending, the read it repeats, before it sets
+# the caller's on_message), then has the drain loop call on_interval after each wait (drain_events: one message,
+# or a second of none); _consume_from sends SUBSCRIBE without waiting for Redis's reply.
+355cdaac17af0f6bebcdd2fe10d0d0af903651d375b591151702437185b030c9  fixes/redis_waits.py  celery.backends.asynchronous:BaseResultConsumer._wait_for_pending
+b7fd23cc08c3cf2ef036239563e3c0f075792106f70dc62b63f6cac218112bff  fixes/redis_waits.py  celery.backends.asynchronous:Drainer.drain_events_until
+860a23c8135465a911442d0a5be246c9030e1a07e2cd84c1ed0f072c95d1d0f9  fixes/redis_waits.py  celery.backends.redis:ResultConsumer.on_wait_for_pending
+40717fd9ddbfac3d4cb4e648963d08039cc688a264507821a227e1c80e0e3707  fixes/redis_waits.py  celery.backends.redis:ResultConsumer.drain_events
+b6f9ae001f2e7d16e2df22fe7adaedebbb10e760c215e3220e6f4f50ab2ff33c  fixes/redis_waits.py  celery.backends.redis:ResultConsumer._consume_from
 # fixes/final_states.py: the cache backend's set is replaced under a lock; the database backend's _store_result
 # locks an existing row and hands it to _update_result, where a state that is to stay is kept.
 9f8da41fcee674917c4b6cf3359745a7e64e20d8f1129cb3544654fb7274faf0  fixes/final_states.py celery.backends.cache:CacheBackend.set

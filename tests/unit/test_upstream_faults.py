@@ -1,4 +1,4 @@
-"""Upstream faults that app/fixes/amqp_blocked.py and app/fixes/redis_results.py work around, still there.
+"""Upstream faults that app/fixes/amqp_blocked.py, redis_results.py and redis_waits.py work around, still there.
 
 Each runs the upstream code without the workaround; when one fails, upstream fixed the fault and
 its message says what can go (docs/upstream.md). The other fixes' tests sit beside their own.
@@ -14,9 +14,13 @@ import fakeredis
 import pytest
 from celery import Celery, states
 from celery.backends.redis import RedisBackend
+from celery.exceptions import TimeoutError as CeleryTimeoutError
+from celery.result import AsyncResult
 from kombu import Connection
 from kombu.transport import pyamqp
 from redis import Redis
+
+from tests.unit.conftest import subscribe_after_the_first_read
 
 
 def test_upstream_a_blocked_connection_is_still_ignored() -> None:
@@ -98,4 +102,24 @@ def test_upstream_a_later_write_still_replaces_a_finished_result(
     assert state == states.STARTED, (
         f"upstream fixed Celery's KeyValueStoreBackend._store_result: {finished} stayed {state}: remove "
         "_store_result, _set and the Lua script from app/fixes/redis_results.py (docs/upstream.md)"
+    )
+
+
+def test_upstream_get_still_misses_a_result_stored_before_redis_subscribes(
+    celerys_backend: RedisBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Celery's get() reads once, then only listens: a result stored after that read, before SUBSCRIBE ran, is lost."""
+    result = AsyncResult("task-1", backend=celerys_backend, app=celerys_backend.app)
+
+    def finish() -> None:
+        celerys_backend.store_result("task-1", "done", states.SUCCESS)
+
+    subscribe_after_the_first_read(celerys_backend, monkeypatch, finish)
+    try:
+        received = result.get(timeout=2)  # the fault waits out any timeout
+    except CeleryTimeoutError:
+        return
+    pytest.fail(
+        f"upstream fixed Celery's ResultConsumer: get() received {received!r}, stored between its read and its "
+        "subscription: remove app/fixes/redis_waits.py and its use in redis_results.py (docs/upstream.md)"
     )
