@@ -51,7 +51,7 @@ def base_url(app: Flask, embedded_worker: WorkController) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def secured(write_config: WriteConfig, embedded_worker: WorkController) -> Iterator[tuple[str, str]]:
+def secured_url(write_config: WriteConfig, embedded_worker: WorkController) -> Iterator[tuple[str, str]]:
     """An app with authentication on, served as `base_url` is, on the session worker's queue; its URL and a token."""
     token, line = new_token(f"{RUN}-page")
     client, digest = line.split(": ", 1)
@@ -148,10 +148,10 @@ def test_a_refused_start_shows_why(page: Page) -> None:
 
 
 def test_with_authentication_the_page_asks_for_a_token_and_sends_it_only_in_a_header(
-    request: pytest.FixtureRequest, secured: tuple[str, str]
+    request: pytest.FixtureRequest, secured_url: tuple[str, str]
 ) -> None:
     """No token: the page asks; a wrong one: it says so; the right one starts, follows and cancels; no URL has it."""
-    url, token = secured
+    url, token = secured_url
     with chromium_tab(request, url) as page:
         sent: list[tuple[str, str | None]] = []
         page.on("request", lambda call: sent.append((call.url, call.headers.get("authorization"))))
@@ -162,6 +162,8 @@ def test_with_authentication_the_page_asks_for_a_token_and_sends_it_only_in_a_he
         page.fill("#token", "not-the-token")
         page.click("#start")
         page.locator("#problem", has_text="That token was refused").wait_for()
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=ARTIFACTS / "page-token-refused.png")
         assert page.locator("li.task").count() == 0
 
         page.fill("#token", token)
