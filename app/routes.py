@@ -33,10 +33,16 @@ def _celery() -> Celery:
 
 @bp.get("/")
 def index() -> str:
-    """A page that starts the sample task, follows its progress and can cancel it, through this API."""
+    """A page that starts the sample task, follows its progress and can cancel it, through this API.
+
+    With authentication on it asks for a token, which its script sends as the API's clients do.
+    """
     config = current_app.config
     return render_template(
-        "index.html", seconds=config["SAMPLE_TASK_SECONDS"], max_seconds=config["SAMPLE_TASK_MAX_SECONDS"]
+        "index.html",
+        seconds=config["SAMPLE_TASK_SECONDS"],
+        max_seconds=config["SAMPLE_TASK_MAX_SECONDS"],
+        needs_token=config["AUTH_TOKENS"] is not None,
     )
 
 

@@ -3,21 +3,30 @@
 
 const FINAL_STATES = ["SUCCESS", "FAILURE", "REVOKED"];
 const POLL_MILLISECONDS = 200;
+// The token lives in this tab's sessionStorage only: never a cookie, a URL or a log.
+const TOKEN_KEY = "task-page-token";
 
 const problem = document.getElementById("problem");
+const tokenField = document.getElementById("token"); // only when the service requires tokens
+if (tokenField) {
+  tokenField.value = sessionStorage.getItem(TOKEN_KEY) ?? "";
+}
 
 document.getElementById("start-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   problem.textContent = "";
+  if (tokenField) {
+    sessionStorage.setItem(TOKEN_KEY, tokenField.value.trim());
+  }
   const seconds = Number(document.getElementById("seconds").value);
-  const response = await fetch("/task/", {
+  const response = await api("/task/", {
     method: "POST",
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ seconds }),
   });
   const body = await response.json();
   if (!response.ok) {
-    problem.textContent = body.error.message;
+    problem.textContent = refusal(response, body);
     return;
   }
   follow(addRow(body.task_id), body.task_id);
@@ -34,10 +43,10 @@ function addRow(taskId) {
 
 async function follow(row, taskId) {
   for (;;) {
-    const response = await fetch(`/task/${taskId}`);
+    const response = await api(`/task/${taskId}`);
     const body = await response.json();
     if (!response.ok) {
-      show(row, "UNKNOWN", body.error.message);
+      show(row, "UNKNOWN", refusal(response, body));
       return;
     }
     render(row, body);
@@ -73,9 +82,26 @@ function show(row, state, outcome) {
 }
 
 async function cancel(row, taskId) {
-  const response = await fetch(`/task/${taskId}`, { method: "DELETE" });
+  const response = await api(`/task/${taskId}`, { method: "DELETE" });
   if (!response.ok) {
-    const body = await response.json();
-    problem.textContent = body.error.message;
+    problem.textContent = refusal(response, await response.json());
   }
+}
+
+// A call to this API, with the tab's token, if any, in the Authorization header.
+function api(path, options = {}) {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  const headers = token ? { ...options.headers, Authorization: `Bearer ${token}` } : options.headers;
+  return fetch(path, { ...options, headers });
+}
+
+// Why the API said no: a 401 is about the token, whatever the route.
+function refusal(response, body) {
+  if (response.status !== 401 || !tokenField) {
+    return body.error.message;
+  }
+  tokenField.focus();
+  return sessionStorage.getItem(TOKEN_KEY)
+    ? "That token was refused: check it and try again."
+    : "This service needs a token: enter it above.";
 }

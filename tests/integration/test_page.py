@@ -10,6 +10,7 @@ import os
 import shutil
 import threading
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -19,9 +20,10 @@ from flask import Flask
 from werkzeug.serving import make_server
 from werkzeug.wsgi import ClosingIterator
 
+from app.web.auth import new_token
 from tests import ROOT
 from tests.integration import services
-from tests.integration.conftest import close_thread_backend
+from tests.integration.conftest import RUN, WriteConfig, close_thread_backend, create_app_from
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -44,12 +46,31 @@ CHROMIUM_ARGS = [
 @pytest.fixture(scope="module")
 def base_url(app: Flask, embedded_worker: WorkController) -> Iterator[str]:
     """The app served over HTTP on 127.0.0.1 from a thread, with the session's worker behind it."""
+    with serving(app) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def secured_url(write_config: WriteConfig, embedded_worker: WorkController) -> Iterator[tuple[str, str]]:
+    """An app with authentication on, served as `base_url` is, on the session worker's queue; its URL and a token."""
+    token, line = new_token(f"{RUN}-page")
+    client, digest = line.split(": ", 1)
+    with serving(create_app_from(write_config("main", auth={"tokens": {client: digest.strip('"')}}))) as url:
+        yield url, token
+
+
+@contextmanager
+def serving(app: Flask) -> Iterator[str]:
+    """`app` served over HTTP on 127.0.0.1 from a thread; its URL."""
     server = make_server("127.0.0.1", services.free_port(), closing_thread_backends(app), threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
 
 
 def closing_thread_backends(app: Flask) -> Any:
@@ -65,6 +86,13 @@ def closing_thread_backends(app: Flask) -> Any:
 @pytest.fixture
 def page(request: pytest.FixtureRequest, base_url: str) -> Iterator[Page]:
     """A headless Chromium tab on the page; skipped without Chromium (failing under CI)."""
+    with chromium_tab(request, base_url) as tab:
+        yield tab
+
+
+@contextmanager
+def chromium_tab(request: pytest.FixtureRequest, url: str) -> Iterator[Page]:
+    """A headless Chromium tab open at `url`; skips the test without Chromium (fails it under CI)."""
     executable = os.environ.get("TEST_CHROMIUM") or shutil.which("chromium")
     if executable is None:
         message = "no Chromium: apt-get install chromium, or set TEST_CHROMIUM"
@@ -77,9 +105,11 @@ def page(request: pytest.FixtureRequest, base_url: str) -> Iterator[Page]:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         tab = browser.new_page()
         tab.set_default_timeout(30_000)
-        tab.goto(base_url)
-        yield tab
-        browser.close()
+        tab.goto(url)
+        try:
+            yield tab
+        finally:
+            browser.close()
 
 
 def test_start_follow_and_see_the_result(page: Page) -> None:
@@ -115,3 +145,42 @@ def test_a_refused_start_shows_why(page: Page) -> None:
     page.click("#start")
     page.locator("#problem", has_text="Parameter seconds").wait_for()
     assert page.locator("li.task").count() == 0
+
+
+def test_with_authentication_the_page_asks_for_a_token_and_sends_it_only_in_a_header(
+    request: pytest.FixtureRequest, secured_url: tuple[str, str]
+) -> None:
+    """No token: the page asks; a wrong one: it says so; the right one starts, follows and cancels; no URL has it."""
+    url, token = secured_url
+    with chromium_tab(request, url) as page:
+        sent: list[tuple[str, str | None]] = []
+        page.on("request", lambda call: sent.append((call.url, call.headers.get("authorization"))))
+        assert page.locator("#token").get_attribute("type") == "password"
+        page.fill("#seconds", "1")
+        page.click("#start")
+        page.locator("#problem", has_text="This service needs a token").wait_for()
+        page.fill("#token", "not-the-token")
+        page.click("#start")
+        page.locator("#problem", has_text="That token was refused").wait_for()
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=ARTIFACTS / "page-token-refused.png")
+        assert page.locator("li.task").count() == 0
+
+        page.fill("#token", token)
+        page.click("#start")
+        page.locator("li.task .state", has_text="SUCCESS").wait_for()
+        assert page.locator("#problem").inner_text() == ""
+        page.fill("#seconds", "10")
+        page.click("#start")
+        running = page.locator("li.task").first
+        running.locator(".state", has_text="PROGRESS").wait_for()
+        running.locator(".cancel").click()
+        running.locator(".state", has_text="REVOKED").wait_for()
+
+        page.reload()  # the tab keeps its token, in sessionStorage, not in a cookie
+        assert page.locator("#token").input_value() == token
+        assert page.context.cookies() == []
+    assert [address for address, _ in sent if token in address] == []
+    api_calls = [header for address, header in sent if address.startswith(f"{url}/task/")]
+    assert api_calls[:2] == [None, "Bearer not-the-token"]
+    assert set(api_calls[2:]) == {f"Bearer {token}"}
