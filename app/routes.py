@@ -14,6 +14,7 @@ from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from flask import Blueprint, abort, current_app, render_template
 from kombu.exceptions import OperationalError
 
+from app.service import NAME
 from app.tasking import PROGRESS, backend_errors
 from app.tasks import sample_task
 from app.web.dependencies import dependency, mask_secrets
@@ -33,9 +34,8 @@ def _celery() -> Celery:
 def index() -> str:
     """A page that starts the sample task, follows its progress and can cancel it, through this API."""
     config = current_app.config
-    return render_template(
-        "index.html", seconds=config["SAMPLE_TASK_SECONDS"], max_seconds=config["SAMPLE_TASK_MAX_SECONDS"]
-    )
+    seconds, max_seconds = config["SAMPLE_TASK_SECONDS"], config["SAMPLE_TASK_MAX_SECONDS"]
+    return render_template("index.html", service_name=NAME, seconds=seconds, max_seconds=max_seconds)
 
 
 @bp.get("/task/<uuid:task_id>")

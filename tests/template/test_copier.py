@@ -32,6 +32,11 @@ NO_SERVICES = "no broker and result backend: set TEST_BROKER_URL and TEST_RESULT
 # In the template, not in a service: copier.yml's _exclude, and the sources of rendered files.
 TEMPLATE_ONLY = ("copier.yml", "bench/", "tests/template/", "tests/mutation-survivors.md")
 # A service's nox sessions: the template's but `template` and `bench`.
+# In a service's own directory: the title of its API description, then its page.
+SHOW_NAME = (
+    "from app import create_app; client = create_app().test_client(); "
+    "print(client.get('/openapi.json').json['info']['title']); print(client.get('/').get_data(as_text=True))"
+)
 SESSIONS = [
     "browser",
     "compose",
@@ -88,6 +93,15 @@ def test_a_service_bears_its_name_and_none_of_the_templates_own_files(service: S
     assert list(service.path.rglob("*.jinja")) == []
     sessions = re.findall(r"^[*-] (\w+) ->", nox(service.path, "--list").stdout, re.MULTILINE)
     assert sorted(sessions) == SESSIONS
+
+
+@LONG
+def test_a_services_page_and_api_description_bear_its_name(service: Service) -> None:
+    """Its page's title and its OpenAPI title are its name, not the template's (app/service.py.jinja)."""
+    environment = {"FLASK_CONFIG": "config/embedded.yaml", "FLASK_SECRET_KEY": "template-test-" * 4}
+    title, page = run([sys.executable, "-c", SHOW_NAME], service.path, **environment).stdout.split("\n", 1)
+    assert title == service.path.name
+    assert f"<title>{service.path.name}</title>" in page
 
 
 @NAMES
