@@ -8,7 +8,8 @@ than the hand-written view it replaced. Both versions are served side by side, t
 one from `git archive` of BEFORE into a folder of its own, on the same services and
 config, and loaded in turn (A B A B ...): one client, a new connection per request, no
 worker (the queue is purged after each load). Per request: the wall time (one client,
-so one request at a time) and the CPU gunicorn spent.
+so one request at a time) and the CPU gunicorn spent, the steadier of the two where
+other work shares the machine (the wall time waits on RabbitMQ and Redis too).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from bench.report import Bench, Row, bench_session, interleave, table
 BEFORE = "db0929f^"
 NOW = "this tree"
 OLD = f"before expose() ({BEFORE})"
-SECONDS = 5
+SECONDS = 3
 
 
 @contextmanager
@@ -81,7 +82,7 @@ def rows(bench: Bench) -> list[Row]:
 def main() -> None:
     """`python -m bench.post_cost`: this section alone."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=5, help="loads of each version, in turn (default: 5)")
+    parser.add_argument("--repeat", type=int, default=15, help="loads of each version, in turn (default: 15)")
     with bench_session(parser.parse_args().repeat) as bench:
         print(table(rows(bench)))
 
