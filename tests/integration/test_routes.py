@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from celery import Task
+from celery.signals import task_prerun
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -70,11 +74,26 @@ def test_a_cancelled_task_on_the_solo_pool_stops_between_its_steps(client: Flask
 
 
 def test_a_transient_failure_is_retried_showing_the_attempt_then_succeeds(app: Flask, client: FlaskClient) -> None:
-    """RETRY with the failed attempt between attempts (backoff from the config), then SUCCESS."""
-    with app.app_context():
-        task_id = app.extensions["celery"].tasks[flaky_task.name].delay(2).id
-    retrying = wait_for_state(client, f"/task/{task_id}", "RETRY")
-    assert retrying["attempt"] in {1, 2}
+    """RETRY with the failed attempt between attempts (backoff from the config), then SUCCESS.
+
+    The embedded worker holds the second attempt until the test has seen RETRY: the
+    tier's backoff (0.2 s) is too short for a poll to be sure to see it on a busy machine.
+    """
+    task_id, seen = str(uuid.uuid4()), threading.Event()
+
+    def hold_the_retry(task: Task, **_: Any) -> None:
+        if task.request.id == task_id and task.request.retries == 1:
+            seen.wait(30)
+
+    task_prerun.connect(hold_the_retry, weak=False)
+    try:
+        with app.app_context():
+            app.extensions["celery"].tasks[flaky_task.name].apply_async((2,), task_id=task_id)
+        retrying = wait_for_state(client, f"/task/{task_id}", "RETRY")
+    finally:
+        seen.set()
+        task_prerun.disconnect(hold_the_retry)
+    assert retrying["attempt"] == 1
     assert retrying["error"]["type"] == "TransientError"
     assert wait_for_state(client, f"/task/{task_id}", "SUCCESS")["result"] == 3
 
