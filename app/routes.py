@@ -15,6 +15,7 @@ from flask import Blueprint, abort, current_app, render_template
 from kombu.exceptions import OperationalError
 
 from app.observability.logs import current_client
+from app.service import NAME
 from app.tasking import PROGRESS, ClientError, backend_errors
 from app.tasks import sample_task
 from app.web.auth import owned_by
@@ -40,6 +41,7 @@ def index() -> str:
     config = current_app.config
     return render_template(
         "index.html",
+        service_name=NAME,
         seconds=config["SAMPLE_TASK_SECONDS"],
         max_seconds=config["SAMPLE_TASK_MAX_SECONDS"],
         needs_token=config["AUTH_TOKENS"] is not None,

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from bench import ROOT
@@ -41,10 +42,10 @@ WORKER_CLASSES = {"sync": ["-w", "2"], "gthread": ["-w", "2", "-k", "gthread", "
 
 
 @contextmanager
-def served(app: str, env: dict[str, str], port: int, worker_class: str = "sync") -> Iterator[str]:
-    """gunicorn serving `app` on 127.0.0.1:`port` (WORKER_CLASSES); yields the base URL."""
+def served(app: str, env: dict[str, str], port: int, worker_class: str = "sync", cwd: Path = ROOT) -> Iterator[str]:
+    """gunicorn serving `app` on 127.0.0.1:`port` (WORKER_CLASSES) from the tree `cwd`; yields the base URL."""
     command = [sys.executable, "-m", "gunicorn", *WORKER_CLASSES[worker_class], "-b", f"127.0.0.1:{port}", app]
-    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_for_port(port)
         yield f"http://127.0.0.1:{port}"

@@ -1,8 +1,8 @@
 """What a client may rely on: every error is JSON, and ``GET /openapi.json`` describes every route.
 
-app/web/openapi.yaml describes the routes written by hand; each task exposed with
-``expose()`` (task_api.py) is described from its signature, with the operation that
-``x-start-task`` in the YAML gives every such POST.
+app/web/openapi.yaml describes the routes written by hand, its title the service's name
+(app/service.py); each task exposed with ``expose()`` (task_api.py) is described from its
+signature, with the operation that ``x-start-task`` in the YAML gives every such POST.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from flask import Blueprint, Flask, current_app, json
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
+from app.service import NAME
 from app.web.task_api import parameters_of
 
 bp = Blueprint("contract", __name__)
@@ -45,6 +46,7 @@ def _written() -> dict[str, Any]:
 def openapi() -> dict[str, Any]:
     """The OpenAPI 3.1 description of this app's API, each exposed task's parameters as this app checks them."""
     spec = copy.deepcopy(_written())
+    spec["info"]["title"] = NAME
     start = spec.pop("x-start-task")
     for rule in current_app.url_map.iter_rules():
         task = getattr(current_app.view_functions[rule.endpoint], "task", None)

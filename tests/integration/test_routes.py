@@ -94,7 +94,7 @@ def test_a_transient_failure_is_retried_showing_the_attempt_then_succeeds(app: F
         if task_id == retried_id and task.request.retries == 1:
             retry_read.wait(timeout=60)
 
-    task_prerun.connect(hold_second_attempt)
+    task_prerun.connect(hold_second_attempt, weak=False)
     try:
         with app.app_context():
             app.extensions["celery"].tasks[flaky_task.name].apply_async((2,), task_id=retried_id)

@@ -15,6 +15,7 @@ from tests import ROOT
 
 # The tag of the snapshot's one commit: what `copier copy` takes by default (the latest version).
 FIRST_VERSION = "v1.0.0"
+NO_SERVICES = "no broker and result backend: set TEST_BROKER_URL and TEST_RESULT_BACKEND, or start Docker"
 # The tools of this interpreter's environment run the generated services' sessions too:
 # nothing is installed per service.
 TOOLS = str(Path(sys.executable).parent)

@@ -13,6 +13,10 @@ import re
 from pathlib import Path
 
 SECTION = "\n## Your first task\n"
+# What that section adds, which the tests look for: the files it touches, in order, and its tests.
+FILES = ["app/tasks.py", "app/routes.py", "tests/unit/test_invoices.py", "tests/integration/test_invoices.py"]
+UNIT_TESTS = {"test_an_invoice_is_rendered", "test_a_negative_amount_is_refused"}
+INTEGRATION_TEST = "test_an_invoice_is_rendered_by_a_worker"
 BLOCK = re.compile(r"^```(python|diff)\n# (\S+)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 
 

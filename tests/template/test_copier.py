@@ -13,7 +13,8 @@ import yaml
 
 from tests.integration import services
 from tests.integration.conftest import require_docker
-from tests.template.conftest import generate, nox, outcomes, run
+from tests.template import guide
+from tests.template.conftest import NO_SERVICES, generate, nox, outcomes, run
 from tests.template.guide import follow
 
 pytestmark = pytest.mark.template
@@ -21,14 +22,10 @@ pytestmark = pytest.mark.template
 LONG_NAME = "invoice_rendering_service"
 NAMES = pytest.mark.parametrize("service", ["x", "orders", LONG_NAME], ids=["x", "orders", "long"], indirect=True)
 LONG = pytest.mark.parametrize("service", [LONG_NAME], ids=["long"], indirect=True)
-# The first task's tests (README.md.jinja), which the generated service's tiers must have run.
-GUIDE_UNIT_TESTS = {"test_an_invoice_is_rendered", "test_a_negative_amount_is_refused"}
-GUIDE_INTEGRATION_TEST = "test_an_invoice_is_rendered_by_a_worker"
 # Of the integration tier: the guide's test and those a new task and endpoint change the
 # outcome of. The rest runs the template's code unchanged, which the template's own tier
 # runs; its fault tests need Docker to start containers of their own.
 INTEGRATION_FILES = ["test_invoices.py", "test_openapi.py", "test_routes.py", "test_tasks.py"]
-NO_SERVICES = "no broker and result backend: set TEST_BROKER_URL and TEST_RESULT_BACKEND, or start Docker"
 # In the template, not in a service: copier.yml's _exclude, and the sources of rendered files.
 TEMPLATE_ONLY = (
     "copier.yml",
@@ -37,6 +34,11 @@ TEMPLATE_ONLY = (
     "requirements-docs.txt",
     "tests/template/",
     "tests/mutation-survivors.md",
+)
+# In a service's own directory: the title of its API description, then its page.
+SHOW_NAME = (
+    "from app import create_app; client = create_app().test_client(); "
+    "print(client.get('/openapi.json').json['info']['title']); print(client.get('/').get_data(as_text=True))"
 )
 # A service's nox sessions: the template's but `template`, `bench` and `docs`.
 SESSIONS = [
@@ -97,6 +99,16 @@ def test_a_service_bears_its_name_and_none_of_the_templates_own_files(service: S
     assert sorted(sessions) == SESSIONS
 
 
+@LONG
+def test_a_services_page_and_api_description_bear_its_name(service: Service) -> None:
+    """Its page's title and its OpenAPI title are its name, not the template's (app/service.py.jinja)."""
+    config = {"FLASK_CONFIG": "config/embedded.yaml", "FLASK_SECRET_KEY": "template-test-" * 4}
+    shown = run([sys.executable, "-c", SHOW_NAME], service.path, True, **config)
+    title, page = shown.stdout.split("\n", 1)
+    assert title == service.path.name
+    assert f"<title>{service.path.name}</title>" in page
+
+
 @NAMES
 def test_a_service_with_its_first_task_passes_its_lint(service: Service, mypy_cache: str) -> None:
     """The service's `nox -s lint` (ruff, ruff format, strict mypy, the workflow's schema) passes, task added."""
@@ -107,12 +119,7 @@ def test_a_service_with_its_first_task_passes_its_lint(service: Service, mypy_ca
 @LONG
 def test_the_first_task_changes_two_source_files_and_adds_its_two_tests(service: Service) -> None:
     """The README's guide: the task in app/tasks.py, its endpoint in app/routes.py, a unit and an integration test."""
-    assert service.touched == [
-        "app/tasks.py",
-        "app/routes.py",
-        "tests/unit/test_invoices.py",
-        "tests/integration/test_invoices.py",
-    ]
+    assert service.touched == guide.FILES
 
 
 @LONG
@@ -122,7 +129,7 @@ def test_a_service_with_its_first_task_passes_its_unit_tier_without_docker(servi
     arguments = ["-s", "unit", "--", "-p", "no:cacheprovider", f"--junitxml={report}"]
     nox(service.path, *arguments, DOCKER_HOST="unix:///nonexistent/docker.sock")
     tests = outcomes(report)
-    assert set(tests.values()) == {"passed"} and set(tests) >= GUIDE_UNIT_TESTS
+    assert set(tests.values()) == {"passed"} and set(tests) >= guide.UNIT_TESTS
 
 
 @LONG
@@ -136,7 +143,7 @@ def test_a_service_with_its_first_task_passes_its_integration_tier(
     files = [f"tests/integration/{name}" for name in INTEGRATION_FILES]
     nox(service.path, "-s", "integration", "--", "-p", "no:cacheprovider", f"--junitxml={report}", *files)
     tests = outcomes(report)
-    assert set(tests.values()) == {"passed"} and GUIDE_INTEGRATION_TEST in tests
+    assert set(tests.values()) == {"passed"} and guide.INTEGRATION_TEST in tests
 
 
 def test_a_service_is_the_template_but_for_its_name_and_readme(template_repo: Path, tmp_path: Path) -> None:
