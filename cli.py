@@ -1,6 +1,6 @@
-"""Run the web app on Flask's development server (for production, see gunicorn in the README).
+"""Run the web app on Flask's development server (for production: gunicorn, docs/operations.md).
 
-python cli.py [--config FILE] [--host 127.0.0.1] [--port PORT] [--debug] [--worker]
+python cli.py [--config FILE] [--host 127.0.0.1] [--port PORT] [--internal-port PORT] [--debug] [--worker]
 python cli.py new-token CLIENT    (a new token, and its line for the config's auth.tokens)
 
 The internal port (`internal_port`: /metrics, /readyz with reasons) listens on 127.0.0.1.
@@ -33,6 +33,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--config", help="config file (default: $FLASK_CONFIG, else ./secrets/api-config.yaml)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     parser.add_argument("--port", type=int, help="port to bind (default: the config file's `port`)")
+    parser.add_argument("--internal-port", type=int, help="internal port (default: the config file's `internal_port`)")
     parser.add_argument("--debug", action="store_true", help="reloader and debugger: never on a shared network")
     parser.add_argument("--worker", action="store_true", help="also run a Celery worker (child process, same config)")
     return parser.parse_args(argv)
@@ -70,7 +71,12 @@ def print_new_token(client: str) -> None:
 
 def serve_internal(app: Flask) -> BaseWSGIServer:
     """The same app on the internal port, loopback only: what only operators should see answers there."""
-    server = make_server("127.0.0.1", app.config["INTERNAL_PORT"], app, threaded=True)
+    port = app.config["INTERNAL_PORT"]
+    try:
+        server = make_server("127.0.0.1", port, app, threaded=True)
+    except (OSError, SystemExit):  # werkzeug prints that a port is in use, then exits 1
+        print(f"error: cannot listen on 127.0.0.1:{port} (internal_port, or --internal-port)", file=sys.stderr)
+        raise SystemExit(2) from None
     threading.Thread(target=server.serve_forever, name="internal port", daemon=True).start()
     return server
 
@@ -90,13 +96,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     # With --debug the reloader re-runs this file in a child (WERKZEUG_RUN_MAIN set);
     # only the outer process starts the worker, so there is exactly one.
     port = args.port or app.config["PORT"]
+    app.config["INTERNAL_PORT"] = args.internal_port or app.config["INTERNAL_PORT"]
+    # In the process that serves, not in the reloader's; before the worker, which a port in use would leave behind.
+    internal = serve_internal(app) if not args.debug or os.environ.get("WERKZEUG_RUN_MAIN") else None
     name = worker_name(port)
     worker = None
     if args.worker and not os.environ.get("WERKZEUG_RUN_MAIN"):
         discard_stale_control_messages(app, name)
         worker = start_worker(name)
-    # In the process that serves, not in the reloader's.
-    internal = serve_internal(app) if not args.debug or os.environ.get("WERKZEUG_RUN_MAIN") else None
     exit_status = [0]  # 1 once the worker has died
     # SIGTERM (docker stop, systemd) and SIGINT (Ctrl+C) must run the `finally` that stops
     # the worker; SIGINT even when started in the background by a script, which ignores it.

@@ -262,6 +262,19 @@ def test_the_internal_port_serves_the_app_on_loopback_with_what_only_operators_s
     assert server.server_address[0] == "127.0.0.1"
 
 
+def test_an_internal_port_in_use_stops_cli_with_one_line_before_any_worker_starts(embedded_config: Path) -> None:
+    """Another process on internal_port: one line naming it and --internal-port, status 2, no worker left behind."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        command = [sys.executable, "cli.py", "--worker", "--config", str(embedded_config), "--internal-port", str(port)]
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].startswith(f"error: cannot listen on 127.0.0.1:{port} (internal_port")
+    assert "Traceback" not in done.stderr and "celery@" not in done.stderr and "ready." not in done.stderr
+
+
 def test_new_token_prints_a_token_and_the_line_that_lets_it_in(capsys: pytest.CaptureFixture[str]) -> None:
     """`cli.py new-token NAME`: a random token, and its SHA-256 as auth.tokens takes it (not the token)."""
     cli.main(["new-token", "billing"])
