@@ -163,10 +163,12 @@ def test_on_redis_the_count_is_shared_by_every_process(write_config: WriteConfig
 def test_a_limits_redis_out_of_reach_is_503_json_and_queues_nothing(
     write_config: WriteConfig, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """limits.storage_url on a Redis that refuses (nothing listens on port 1): 503 as JSON, the error logged."""
+    """limits.storage_url on a Redis that refuses (port 1): 503 as JSON, logged and counted; its clients time out."""
     app = limited_app(write_config, storage_url="redis://127.0.0.1:1/0")
-    started = app.extensions["started_tasks"]
-    # Within the factory's socket timeouts, as the result backend's Redis; ids read back as text.
+    # Both clients, the rate's and the count's, within the factory's socket timeouts; ids read back as text.
+    ((limiter,), started) = app.extensions["limiter"], app.extensions["started_tasks"]
+    rate_options = limiter.storage.storage.connection_pool.connection_kwargs
+    assert (rate_options["socket_connect_timeout"], rate_options["socket_timeout"]) == (1, 2)
     options = started._client.connection_pool.connection_kwargs
     assert (options["socket_connect_timeout"], options["socket_timeout"], options["decode_responses"]) == (1, 2, True)
     before = scrape(app.test_client())
