@@ -53,7 +53,12 @@ BAD = [
     pytest.param({"auth": {"tokens": {1: DIGEST}}}, "auth.tokens", "got 1", id="name-not-text"),
     pytest.param({"auth": {"tokens": {"a": "hunter2"}}}, "auth.tokens.a", "never the token itself", id="a-token"),
     pytest.param({"auth": {"tokens": {"a": 5}}}, "auth.tokens.a", "expected sha256:", id="digest-number"),
-    pytest.param({"limits": {"rate": 1}}, "limits", "expected a mapping with keys among", id="unknown-limit"),
+    pytest.param(
+        {"limits": {"rate": 1}},
+        "limits",
+        "expected a mapping with keys among start_rate, unfinished_tasks, storage_url",
+        id="unknown-limit",
+    ),
     pytest.param({"limits": "10/second"}, "limits", "expected a mapping", id="limits-text"),
     pytest.param({"limits": {"start_rate": "lots"}}, "limits.start_rate", "got 'lots'", id="bad-rate"),
     pytest.param({"limits": {"start_rate": 10}}, "limits.start_rate", "got 10", id="rate-number"),
@@ -72,4 +77,4 @@ def test_a_bad_value_names_its_key(write_config: WriteConfig, changes: dict[str,
     path = write_config(config_with(**changes))
     with pytest.raises(ConfigError) as error:
         load_config({"FLASK_CONFIG": str(path)})
-    assert (error.value.key, reason in error.value.reason) == (key, True), error.value.reason
+    assert (error.value.source, error.value.key, reason in error.value.reason) == (str(path), key, True), error.value
