@@ -78,3 +78,14 @@ def test_a_bad_value_names_its_key(write_config: WriteConfig, changes: dict[str,
     with pytest.raises(ConfigError) as error:
         load_config({"FLASK_CONFIG": str(path)})
     assert (error.value.source, error.value.key, reason in error.value.reason) == (str(path), key, True), error.value
+
+
+def test_a_token_in_place_of_its_digest_is_refused_saying_how_to_make_one(write_config: WriteConfig) -> None:
+    """The whole reason: the form auth.tokens takes, the command that makes it, and never the token."""
+    path = write_config(config_with(auth={"tokens": {"billing": "a-token"}}))
+    with pytest.raises(ConfigError) as error:
+        load_config({"FLASK_CONFIG": str(path)})
+    assert (error.value.key, error.value.reason) == (
+        "auth.tokens.billing",
+        "expected sha256:<64 hex digits> (python cli.py new-token NAME), never the token itself",
+    )
