@@ -65,6 +65,7 @@ BAD = [
     pytest.param({"limits": {"unfinished_tasks": 0}}, "limits.unfinished_tasks", "got 0", id="no-task"),
     pytest.param({"limits": {"unfinished_tasks": True}}, "limits.unfinished_tasks", "got True", id="cap-boolean"),
     pytest.param({"internal_port": 8080}, "internal_port", "other than `port`, got 8080", id="internal-is-public"),
+    pytest.param({"port": 9000, "internal_port": 9000}, "internal_port", "got 9000", id="internal-is-set-port"),
     pytest.param({"internal_port": 0}, "internal_port", "got 0", id="internal-zero"),
     pytest.param({"internal_port": 65536}, "internal_port", "got 65536", id="internal-too-high"),
     pytest.param({"internal_port": "9090"}, "internal_port", "got '9090'", id="internal-text"),
@@ -80,12 +81,34 @@ def test_a_bad_value_names_its_key(write_config: WriteConfig, changes: dict[str,
     assert (error.value.source, error.value.key, reason in error.value.reason) == (str(path), key, True), error.value
 
 
-def test_a_token_in_place_of_its_digest_is_refused_saying_how_to_make_one(write_config: WriteConfig) -> None:
-    """The whole reason: the form auth.tokens takes, the command that makes it, and never the token."""
-    path = write_config(config_with(auth={"tokens": {"billing": "a-token"}}))
+@pytest.mark.parametrize("port", [1, 65535], ids=["lowest", "highest"])
+def test_the_internal_port_takes_any_tcp_port_but_the_public_one(write_config: WriteConfig, port: int) -> None:
+    """1 and 65535 are TCP ports as good as 9090."""
+    settings = load_config({"FLASK_CONFIG": str(write_config(config_with(internal_port=port)))})
+    assert settings["INTERNAL_PORT"] == port
+
+
+@pytest.mark.parametrize(
+    ("changes", "key", "reason"),
+    [
+        (
+            {"auth": None},
+            "auth",
+            "missing required key: set auth.tokens (or FLASK_AUTH_TOKENS), or auth: false",
+        ),
+        (
+            {"auth": {"tokens": {"billing": "a-token"}}},
+            "auth.tokens.billing",
+            "expected sha256:<64 hex digits> (python cli.py new-token NAME), never the token itself",
+        ),
+    ],
+    ids=["no-auth", "a-token"],
+)
+def test_a_missing_or_misplaced_token_says_how_to_set_one(
+    write_config: WriteConfig, changes: dict[str, Any], key: str, reason: str
+) -> None:
+    """The whole reason: where the clients go (file or environment), the form, the command that makes a token."""
+    path = write_config(config_with(**changes))
     with pytest.raises(ConfigError) as error:
         load_config({"FLASK_CONFIG": str(path)})
-    assert (error.value.key, error.value.reason) == (
-        "auth.tokens.billing",
-        "expected sha256:<64 hex digits> (python cli.py new-token NAME), never the token itself",
-    )
+    assert (error.value.key, error.value.reason) == (key, reason)
