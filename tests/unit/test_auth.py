@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
 import uuid
 
@@ -11,6 +13,7 @@ from flask.testing import FlaskClient
 
 from app import create_app
 from app.observability.logs import Formatter
+from app.web.auth import new_token
 from app.web.task_api import expose
 from tests.tasks import context_probe, counted_task
 from tests.unit.conftest import CLIENT, EAGER, OTHER_TOKEN, TOKEN, WriteConfig
@@ -56,6 +59,24 @@ def test_a_request_without_a_known_token_is_401_json_asking_for_a_bearer_token(
         "Send a valid token: Authorization: Bearer <token>.",
     )
     assert "X-Request-ID" in response.headers
+
+
+@pytest.mark.parametrize(
+    "authorization", [f"bearer {TOKEN}", f"Bearer  {TOKEN}", f"BEARER \t{TOKEN}"], ids=["lower", "spaces", "tab"]
+)
+def test_the_scheme_is_read_in_any_case_and_the_token_after_any_blanks(
+    anonymous: FlaskClient, authorization: str
+) -> None:
+    """As RFC 9110 reads credentials: the scheme case-insensitive, one or more blanks before the token."""
+    assert anonymous.post("/task/", json={"seconds": 0}, headers={"Authorization": authorization}).status_code == 202
+
+
+def test_a_new_token_is_32_random_bytes_and_its_line_holds_only_its_digest() -> None:
+    """new_token(): 256 bits, URL-safe base64 (no padding); two calls differ; the config line names the client."""
+    (token, line), (again, _) = new_token("billing"), new_token("billing")
+    assert len(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))) == 32
+    assert token != again and "=" not in token
+    assert line == f'billing: "sha256:{hashlib.sha256(token.encode()).hexdigest()}"'
 
 
 def test_any_exposed_task_takes_a_token(app: Flask, anonymous: FlaskClient, client: FlaskClient) -> None:

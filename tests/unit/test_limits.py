@@ -15,6 +15,7 @@ from kombu.exceptions import OperationalError
 from app import create_app
 from app.web import limits
 from app.web.task_api import expose
+from tests.metrics import moved, scrape
 from tests.tasks import counted_task
 from tests.unit.conftest import EAGER, IN_MEMORY_CONFIG, OTHER_TOKEN, TOKENS, TokenClient, WriteConfig
 
@@ -47,16 +48,18 @@ def test_past_its_rate_a_client_gets_429_json_with_retry_after_and_others_go_on(
 
 
 def test_the_rate_counts_every_exposed_task_together_and_nothing_else(write_config: WriteConfig) -> None:
-    """Starts of any exposed task share one budget; reading a task's state spends none of it."""
+    """Starts of any exposed task share one budget; reading a task's state, or a POST of another view, spends none."""
     app = limited_app(write_config, start_rate="2/minute")
     extra = Blueprint("extra", __name__)
     expose(extra, "/count/", counted_task)
+    extra.post("/other/")(lambda: ("", 204))
     app.register_blueprint(extra)
     client = app.test_client()
     task_id = client.post("/task/", json={"seconds": 0}).json["task_id"]
     assert [client.get(f"/task/{task_id}").status_code for _ in range(3)] == [200] * 3
     assert client.post("/count/", json={"key": "rate"}).status_code == 202
     assert client.post("/count/", json={"key": "rate"}).status_code == 429
+    assert [client.post("/other/").status_code for _ in range(3)] == [204] * 3
 
 
 def test_at_its_cap_a_client_gets_429_until_one_of_its_tasks_ends(write_config: WriteConfig) -> None:
@@ -72,6 +75,17 @@ def test_at_its_cap_a_client_gets_429_until_one_of_its_tasks_ends(write_config: 
     assert other.post("/task/").status_code == 202  # another client's own count
     assert client.delete(f"/task/{first}").status_code == 202
     assert client.post("/task/").status_code == 202
+
+
+def test_without_authentication_each_address_has_its_own_count(write_config: WriteConfig) -> None:
+    """`auth: false`: the rate counts per client address; two addresses each get their own budget."""
+    write_config({**IN_MEMORY_CONFIG, "limits": {**IN_MEMORY_CONFIG["limits"], "start_rate": "1/minute"}})
+    client = create_app({"CELERY": EAGER}).test_client()
+    answers = [
+        client.post("/task/", json={"seconds": 0}, environ_base={"REMOTE_ADDR": address}).status_code
+        for address in ("10.0.0.1", "10.0.0.2", "10.0.0.1")
+    ]
+    assert answers == [202, 202, 429]
 
 
 def test_a_start_the_broker_refuses_takes_no_place(write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -96,6 +110,44 @@ def test_starts_older_than_the_results_are_forgotten(
     assert client.post("/task/").status_code == 202
 
 
+@pytest.fixture
+def redis_started(monkeypatch: pytest.MonkeyPatch) -> fakeredis.FakeServer:
+    """Redis clients the limits make (_RedisStarted) talk to one in-process fake Redis, which this answers."""
+    server = fakeredis.FakeServer()
+
+    def from_url(url: str, **options: Any) -> fakeredis.FakeRedis:
+        return fakeredis.FakeRedis.from_url(url, server=server, **options)
+
+    monkeypatch.setattr(limits.redis.Redis, "from_url", from_url)
+    return server
+
+
+def on_redis(app: Flask) -> Flask:
+    """`app` with its unfinished tasks counted in Redis (its rate stays in memory)."""
+    app.extensions["started_tasks"] = limits._RedisStarted("redis://", {"socket_timeout": 2})
+    return app
+
+
+def test_on_redis_a_finished_task_makes_room_at_the_cap(write_config: WriteConfig, redis_started: Any) -> None:
+    """Counted in Redis as in memory: two unfinished allowed, the third refused; once one ended, a start is 202."""
+    app = on_redis(limited_app(write_config, eager=False, unfinished_tasks=2))
+    client = app.test_client()
+    first, _ = (client.post("/task/").json["task_id"] for _ in range(2))
+    assert client.post("/task/").status_code == 429
+    app.extensions["celery"].backend.store_result(first, None, states.SUCCESS)
+    assert client.post("/task/").status_code == 202
+    assert first not in app.extensions["started_tasks"].members("started-tasks:tester")
+
+
+@pytest.mark.parametrize("storage", ["memory", "redis"], ids=["memory", "redis"])
+def test_letting_go_a_task_no_longer_counted_changes_nothing(redis_started: Any, storage: str) -> None:
+    """As Redis's ZREM: removing an id that is not kept (another request let it go) is no error, and keeps the rest."""
+    started = limits._RedisStarted("redis://", {}) if storage == "redis" else limits._MemoryStarted()
+    started.add("k", "kept", 1.0, 0.0)
+    started.remove("k", "gone")
+    assert started.members("k") == ["kept"]
+
+
 def test_on_redis_the_count_is_shared_by_every_process(write_config: WriteConfig) -> None:
     """Two apps (two processes) on one Redis: a cap of one counts both apps' starts."""
     redis = fakeredis.FakeRedis(decode_responses=True)
@@ -111,15 +163,22 @@ def test_on_redis_the_count_is_shared_by_every_process(write_config: WriteConfig
 def test_a_limits_redis_out_of_reach_is_503_json_and_queues_nothing(
     write_config: WriteConfig, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """limits.storage_url on a Redis that refuses (nothing listens on port 1): 503 as JSON, the error logged."""
+    """limits.storage_url on a Redis that refuses (port 1): 503 as JSON, logged and counted; its clients time out."""
     app = limited_app(write_config, storage_url="redis://127.0.0.1:1/0")
-    assert isinstance(app.extensions["started_tasks"], limits._RedisStarted)
+    # Both clients, the rate's and the count's, within the factory's socket timeouts; ids read back as text.
+    ((limiter,), started) = app.extensions["limiter"], app.extensions["started_tasks"]
+    rate_options = limiter.storage.storage.connection_pool.connection_kwargs
+    assert (rate_options["socket_connect_timeout"], rate_options["socket_timeout"]) == (1, 2)
+    options = started._client.connection_pool.connection_kwargs
+    assert (options["socket_connect_timeout"], options["socket_timeout"], options["decode_responses"]) == (1, 2, True)
+    before = scrape(app.test_client())
     response = app.test_client().post("/task/", json={"seconds": 0})
     assert (response.status_code, response.json["error"]["message"]) == (
         503,
         "The limits storage is unreachable; try again later.",
     )
     assert "limits storage unreachable: ConnectionError" in caplog.text
+    assert moved(before, scrape(app.test_client()), "dependency_unavailable_total", dependency="limits storage") == 1
 
 
 def test_the_result_backends_redis_out_of_reach_is_named_so(

@@ -53,13 +53,19 @@ BAD = [
     pytest.param({"auth": {"tokens": {1: DIGEST}}}, "auth.tokens", "got 1", id="name-not-text"),
     pytest.param({"auth": {"tokens": {"a": "hunter2"}}}, "auth.tokens.a", "never the token itself", id="a-token"),
     pytest.param({"auth": {"tokens": {"a": 5}}}, "auth.tokens.a", "expected sha256:", id="digest-number"),
-    pytest.param({"limits": {"rate": 1}}, "limits", "expected a mapping with keys among", id="unknown-limit"),
+    pytest.param(
+        {"limits": {"rate": 1}},
+        "limits",
+        "expected a mapping with keys among start_rate, unfinished_tasks, storage_url",
+        id="unknown-limit",
+    ),
     pytest.param({"limits": "10/second"}, "limits", "expected a mapping", id="limits-text"),
     pytest.param({"limits": {"start_rate": "lots"}}, "limits.start_rate", "got 'lots'", id="bad-rate"),
     pytest.param({"limits": {"start_rate": 10}}, "limits.start_rate", "got 10", id="rate-number"),
     pytest.param({"limits": {"unfinished_tasks": 0}}, "limits.unfinished_tasks", "got 0", id="no-task"),
     pytest.param({"limits": {"unfinished_tasks": True}}, "limits.unfinished_tasks", "got True", id="cap-boolean"),
     pytest.param({"internal_port": 8080}, "internal_port", "other than `port`, got 8080", id="internal-is-public"),
+    pytest.param({"port": 9000, "internal_port": 9000}, "internal_port", "got 9000", id="internal-is-set-port"),
     pytest.param({"internal_port": 0}, "internal_port", "got 0", id="internal-zero"),
     pytest.param({"internal_port": 65536}, "internal_port", "got 65536", id="internal-too-high"),
     pytest.param({"internal_port": "9090"}, "internal_port", "got '9090'", id="internal-text"),
@@ -72,4 +78,37 @@ def test_a_bad_value_names_its_key(write_config: WriteConfig, changes: dict[str,
     path = write_config(config_with(**changes))
     with pytest.raises(ConfigError) as error:
         load_config({"FLASK_CONFIG": str(path)})
-    assert (error.value.key, reason in error.value.reason) == (key, True), error.value.reason
+    assert (error.value.source, error.value.key, reason in error.value.reason) == (str(path), key, True), error.value
+
+
+@pytest.mark.parametrize("port", [1, 65535], ids=["lowest", "highest"])
+def test_the_internal_port_takes_any_tcp_port_but_the_public_one(write_config: WriteConfig, port: int) -> None:
+    """1 and 65535 are TCP ports as good as 9090."""
+    settings = load_config({"FLASK_CONFIG": str(write_config(config_with(internal_port=port)))})
+    assert settings["INTERNAL_PORT"] == port
+
+
+@pytest.mark.parametrize(
+    ("changes", "key", "reason"),
+    [
+        (
+            {"auth": None},
+            "auth",
+            "missing required key: set auth.tokens (or FLASK_AUTH_TOKENS), or auth: false",
+        ),
+        (
+            {"auth": {"tokens": {"billing": "a-token"}}},
+            "auth.tokens.billing",
+            "expected sha256:<64 hex digits> (python cli.py new-token NAME), never the token itself",
+        ),
+    ],
+    ids=["no-auth", "a-token"],
+)
+def test_a_missing_or_misplaced_token_says_how_to_set_one(
+    write_config: WriteConfig, changes: dict[str, Any], key: str, reason: str
+) -> None:
+    """The whole reason: where the clients go (file or environment), the form, the command that makes a token."""
+    path = write_config(config_with(**changes))
+    with pytest.raises(ConfigError) as error:
+        load_config({"FLASK_CONFIG": str(path)})
+    assert (error.value.key, error.value.reason) == (key, reason)
