@@ -122,7 +122,7 @@ class _MemoryStarted:
         with self._lock:
             ids = self._keys.setdefault(key, {})
             ids[task_id] = now
-            for old in [i for i, at in ids.items() if at < forget_before]:
+            for old in [i for i, at in ids.items() if at <= forget_before]:
                 del ids[old]
             return len(ids)
 

@@ -148,6 +148,15 @@ def test_letting_go_a_task_no_longer_counted_changes_nothing(redis_started: Any,
     assert started.members("k") == ["kept"]
 
 
+@pytest.mark.parametrize("storage", ["memory", "redis"], ids=["memory", "redis"])
+def test_a_start_as_old_as_the_bound_is_forgotten_in_either_storage(redis_started: Any, storage: str) -> None:
+    """As Redis's ZREMRANGEBYSCORE, whose bounds are inclusive: a start at exactly `forget_before` goes."""
+    started = limits._RedisStarted("redis://", {}) if storage == "redis" else limits._MemoryStarted()
+    started.add("k", "old", 5.0, 0.0)
+    assert started.add("k", "new", 10.0, 5.0) == 1
+    assert started.members("k") == ["new"]
+
+
 def test_on_redis_the_count_is_shared_by_every_process(write_config: WriteConfig) -> None:
     """Two apps (two processes) on one Redis: a cap of one counts both apps' starts."""
     redis = fakeredis.FakeRedis(decode_responses=True)
