@@ -26,7 +26,7 @@ from tests.integration import services
 from tests.integration.conftest import RUN, WriteConfig, close_thread_backend, create_app_from
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page
+    from playwright.sync_api import Locator, Page
 
 pytestmark = pytest.mark.browser
 
@@ -126,14 +126,20 @@ def test_start_follow_and_see_the_result(page: Page) -> None:
     assert row.locator("progress").evaluate("bar => bar.value") == 1
 
 
-def test_cancel_a_running_task(page: Page) -> None:
-    """Click cancel on a running task: REVOKED is shown, the bar stops short."""
+def cancel_a_running_task(page: Page) -> Locator:
+    """Start a 10 s task, click cancel once it runs, wait for REVOKED; its row."""
     page.fill("#seconds", "10")
     page.click("#start")
     row = page.locator("li.task").first
     row.locator(".state", has_text="PROGRESS").wait_for()
     row.locator(".cancel").click()
     row.locator(".state", has_text="REVOKED").wait_for()
+    return row
+
+
+def test_cancel_a_running_task(page: Page) -> None:
+    """Click cancel on a running task: REVOKED is shown, the bar stops short."""
+    row = cancel_a_running_task(page)
     assert row.locator(".outcome").inner_text() == "cancelled"
     assert row.locator("progress").evaluate("bar => bar.value") < 1
     assert row.locator(".cancel").is_disabled()
@@ -170,12 +176,7 @@ def test_with_authentication_the_page_asks_for_a_token_and_sends_it_only_in_a_he
         page.click("#start")
         page.locator("li.task .state", has_text="SUCCESS").wait_for()
         assert page.locator("#problem").inner_text() == ""
-        page.fill("#seconds", "10")
-        page.click("#start")
-        running = page.locator("li.task").first
-        running.locator(".state", has_text="PROGRESS").wait_for()
-        running.locator(".cancel").click()
-        running.locator(".state", has_text="REVOKED").wait_for()
+        cancel_a_running_task(page)
 
         page.reload()  # the tab keeps its token, in sessionStorage, not in a cookie
         assert page.locator("#token").input_value() == token
