@@ -34,8 +34,12 @@ logger = logging.getLogger(__name__)
 def init_app(app: Flask) -> None:
     """Limit how fast each client starts `app`'s tasks, and how many it may have unfinished."""
     url, rate = app.config["LIMITS"]["storage_url"], app.config["LIMITS"]["start_rate"]
-    # The factory's Redis timeouts (CELERY_DEFAULTS): a stalled Redis fails a request in time.
-    timeouts: dict[str, str | int] = {"socket_connect_timeout": 1, "socket_timeout": 2}
+    # The Redis timeouts of the factory's Celery settings: a stalled Redis fails a request in time.
+    conf = app.extensions["celery"].conf
+    timeouts = {
+        "socket_connect_timeout": conf.redis_socket_connect_timeout,
+        "socket_timeout": conf.redis_socket_timeout,
+    }
     Limiter(
         key_func=_who,
         app=app,
