@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import threading
 import time
 import urllib.error
@@ -20,10 +19,10 @@ from celery.worker import WorkController
 from flask import Flask
 from werkzeug.serving import make_server
 
-from app.observability.logs import Formatter
 from app.web.auth import new_token
 from tests.integration.conftest import RUN, WriteConfig, create_app_from
 from tests.integration.services import Services, free_port
+from tests.logs import capturing_task_lines
 
 pytestmark = pytest.mark.integration
 
@@ -88,19 +87,11 @@ def test_another_clients_task_is_404_and_the_worker_logs_its_client(
     secured: Secured, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Over HTTP, through the worker: CALM's task is 404 to FLOOD (GET and DELETE), its lines name CALM."""
-    caplog.handler.setFormatter(Formatter())
     assert call(secured, "POST", "/task/", None)[0] == 401
-    # The session worker's logging setup stops get_task_logger()'s records at `celery.task`
-    # (propagate off, its level the worker's ERROR): read them there.
-    task_loggers = logging.getLogger("celery.task")
-    task_loggers.addHandler(caplog.handler)
-    try:
-        with caplog.at_level(logging.INFO), caplog.at_level(logging.INFO, logger="celery.task"):
-            status, _, body = call(secured, "POST", "/task/", CALM)
-            assert status == 202
-            secured.app.extensions["celery"].AsyncResult(body["task_id"]).get(timeout=30)
-    finally:
-        task_loggers.removeHandler(caplog.handler)
+    with capturing_task_lines(caplog):
+        status, _, body = call(secured, "POST", "/task/", CALM)
+        assert status == 202
+        secured.app.extensions["celery"].AsyncResult(body["task_id"]).get(timeout=30)
     for method in ("GET", "DELETE"):
         answer = call(secured, method, f"/task/{body['task_id']}", FLOOD)
         assert answer[0] == 404 and "was submitted" in answer[2]["error"]["message"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import logging
 import uuid
 
 import pytest
@@ -12,9 +11,9 @@ from flask import Blueprint, Flask
 from flask.testing import FlaskClient
 
 from app import create_app
-from app.observability.logs import Formatter
 from app.web.auth import new_token
 from app.web.task_api import expose
+from tests.logs import capturing_task_lines
 from tests.tasks import context_probe, counted_task
 from tests.unit.conftest import CLIENT, EAGER, OTHER_TOKEN, TOKEN, WriteConfig
 
@@ -128,16 +127,8 @@ def test_the_client_is_on_the_log_lines_of_its_requests_and_its_tasks_and_its_to
     client: FlaskClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Every line logged for a request and the task it starts names the client; the token appears nowhere."""
-    caplog.handler.setFormatter(Formatter())
-    # A worker set up earlier in this process (the integration tier's, under coverage) stops
-    # get_task_logger()'s records at `celery.task` (propagate off, level ERROR): read them there.
-    task_loggers = logging.getLogger("celery.task")
-    task_loggers.addHandler(caplog.handler)
-    try:
-        with caplog.at_level(logging.INFO), caplog.at_level(logging.INFO, logger="celery.task"):
-            task_id = client.post("/task/", json={"seconds": 0}).json["task_id"]
-    finally:
-        task_loggers.removeHandler(caplog.handler)
+    with capturing_task_lines(caplog):
+        task_id = client.post("/task/", json={"seconds": 0}).json["task_id"]
     lines = [record for record in caplog.records if record.name.startswith("app")]
     assert {(record.client, record.getMessage()) for record in lines} >= {  # type: ignore[attr-defined]
         (CLIENT, f"queued app.tasks.sample_task[{task_id}]"),
