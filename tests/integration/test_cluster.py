@@ -101,7 +101,7 @@ def test_nothing_accepted_is_lost_while_cluster_nodes_stop_one_at_a_time(
         posts = Posts(client)
         sender = threading.Thread(target=posts.send, args=(POSTS, 0.12), daemon=True)
         sender.start()
-        time.sleep(3)
+        wait_until(lambda: len(posts.accepted_since(0)) >= 20, "no POSTs accepted before the outages", timeout=60)
         web_node = cluster[0]  # the first of the failover list, which the web app connected to
         web_outage = outage(web_node, posts)
         worker_node = by_port[connected_port(logs[0])]

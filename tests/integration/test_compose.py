@@ -182,9 +182,7 @@ def test_the_worker_turns_unhealthy_when_frozen_and_healthy_again(stack: Stack) 
     pid = worker_pid(stack.project)
     os.kill(pid, signal.SIGSTOP)
     try:
-        frozen = time.monotonic()
-        wait_until(lambda: health(stack.project)["worker"] == "unhealthy", lambda: health(stack.project), 40)
-        assert time.monotonic() - frozen < 30
+        wait_until(lambda: health(stack.project)["worker"] == "unhealthy", lambda: health(stack.project), 30)
     finally:
         os.kill(pid, signal.SIGCONT)
     wait_until(lambda: health(stack.project)["worker"] == "healthy", lambda: health(stack.project), 30)
