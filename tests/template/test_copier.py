@@ -10,29 +10,31 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests import ROOT
 from tests.template.conftest import LONG, NAMES, Service, generate, nox, run
 
 pytestmark = pytest.mark.template
 
 # In the template, not in a service: copier.yml's _exclude, and the sources of rendered files.
+# Of docs/, its pages but the index (the service's own, from docs/index.md.jinja); the build is shared.
 TEMPLATE_ONLY = (
     "copier.yml",
     "bench/",
-    "docs/",
-    "requirements-docs.txt",
     "tests/template/",
     "tests/mutation-survivors.md",
+    *(f"docs/{page.name}" for page in sorted((ROOT / "docs").glob("*.md")) if page.name != "index.md"),
 )
 # In a service's own directory: the title of its API description, then its page.
 SHOW_NAME = (
     "from app import create_app; client = create_app().test_client(); "
     "print(client.get('/openapi.json').json['info']['title']); print(client.get('/').get_data(as_text=True))"
 )
-# A service's nox sessions: the template's but `template`, `bench` and `docs`.
+# A service's nox sessions: the template's but `template` and `bench`.
 SESSIONS = [
     "browser",
     "compose",
     "coverage",
+    "docs",
     "ha",
     "integration",
     "lint",
@@ -46,9 +48,10 @@ SESSIONS = [
 
 @NAMES
 def test_a_service_bears_its_name_and_none_of_the_templates_own_files(service: Service) -> None:
-    """Its README, compose images and answers name it; no template file, session or README section is left."""
+    """Its README, docs, compose images and answers name it; no template file, session or README section is left."""
     name = service.path.name
     assert (service.path / "README.md").read_text().startswith(f"# {name}\n")  # not the template's
+    assert (service.path / "docs/index.md").read_text().startswith(f"# {name}\n")
     compose = yaml.safe_load((service.path / "docker-compose.yml").read_text())
     assert {compose["services"][role]["image"] for role in ("web", "worker", "flower")} == {name, f"{name}-flower"}
     answers = yaml.safe_load((service.path / ".copier-answers.yml").read_text())
@@ -81,7 +84,7 @@ def test_a_service_is_the_template_but_for_its_name_and_readme(template_repo: Pa
         if not name.startswith((".git/", *TEMPLATE_ONLY)) and not name.endswith(".jinja") and name not in rendered
     }
     assert service_files == kept | rendered
-    compared = kept | (rendered - {"README.md", ".copier-answers.yml"})
+    compared = kept | (rendered - {"README.md", "docs/index.md", ".copier-answers.yml"})
     changed = [name for name in compared if not filecmp.cmp(template_repo / name, service / name, shallow=False)]
     assert changed == []
 

@@ -1,7 +1,8 @@
-"""A service generated with the first task its README shows: its own lint, unit and integration tiers."""
+"""A service generated with the first task its README shows: its own lint, unit and integration tiers, its docs."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,12 @@ pytestmark = pytest.mark.template
 # outcome of. The rest runs the template's code unchanged, which the template's own tier
 # runs; its fault tests need Docker to start containers of their own.
 INTEGRATION_FILES = ["test_invoices.py", "test_openapi.py", "test_routes.py", "test_tasks.py"]
+# The service's own test_docs.py checks its README's and docs' command blocks (and runs the README's).
+PAGE_TESTS = {
+    "test_every_command_block_runs_or_says_why_not[README.md]",
+    "test_every_command_block_runs_or_says_why_not[docs/index.md]",
+    "test_a_pages_commands_run_as_written_in_a_fresh_copy[README.md]",
+}
 
 
 @NAMES
@@ -34,12 +41,22 @@ def test_the_first_task_changes_two_source_files_and_adds_its_two_tests(service:
 
 @LONG
 def test_a_service_with_its_first_task_passes_its_unit_tier_without_docker(service: Service, tmp_path: Path) -> None:
-    """Its `nox -s unit` passes with Docker unreachable, the first task's unit tests among those run."""
+    """Its `nox -s unit` passes with Docker unreachable: the first task's tests, its README's and docs' blocks too."""
     report = tmp_path / "unit.xml"
     arguments = ["-s", "unit", "--", "-p", "no:cacheprovider", f"--junitxml={report}"]
     nox(service.path, *arguments, DOCKER_HOST="unix:///nonexistent/docker.sock")
     tests = outcomes(report)
-    assert set(tests.values()) == {"passed"} and set(tests) >= guide.UNIT_TESTS
+    assert set(tests.values()) == {"passed"} and set(tests) >= guide.UNIT_TESTS | PAGE_TESTS
+
+
+@LONG
+def test_a_service_with_its_first_task_builds_its_docs(service: Service) -> None:
+    """Its `nox -s docs` (warnings as errors) builds its page: its name, the first task and its endpoint, from code."""
+    nox(service.path, "-s", "docs")
+    page = (service.path / "docs/_build/html/index.html").read_text(encoding="utf-8")
+    text = re.sub(r"<[^>]+>", "", page)
+    assert f"<title>{service.path.name}" in page
+    assert "app.tasks.render_invoice(invoice_id: int" in text and "POST /invoices/" in text
 
 
 @LONG
