@@ -104,15 +104,14 @@ def repeat(session: nox.Session) -> None:
 
 @nox.session
 def coverage(session: nox.Session) -> None:
-    """The unit and integration tiers under branch coverage of app/, worker subprocesses included.
+    """The unit and integration tiers (the browser test too) under branch coverage of app/, worker subprocesses too.
 
-    Fails below 100 %. The smoke tier is left out (its app code runs inside containers), compose and ha (slow),
-    and the template test (the services it generates run an app/ of their own).
+    Fails below 100 %. Left out: the smoke tier (its app code runs inside containers), compose and ha (slow).
     """
     install(session)
     session.run("coverage", "erase")
-    tiers = "not smoke and not compose and not ha and not template"
-    session.run("coverage", "run", "-m", "pytest", "-m", tiers, *session.posargs)
+    tiers = [*UNIT_TIER, "tests/integration", "-m", "not compose and not ha"]
+    session.run("coverage", "run", "-m", "pytest", *tiers, *session.posargs)
     session.run("coverage", "combine", "--quiet")
     session.run("coverage", "report")
 
@@ -160,5 +159,5 @@ if TEMPLATE:
     @nox.session
     def bench(session: nox.Session) -> None:
         """Benchmarks of the running stack (docs/benchmarks.md); needs wrk (apt-get install wrk)."""
-        install(session)
+        session.install("-r", "requirements-bench.txt")
         session.run("python", "-m", "bench", *session.posargs)

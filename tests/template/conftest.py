@@ -34,6 +34,11 @@ GIT_IDENTITY = {
 }
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """The marker `template` is declared here, with its tests: a service has neither (pytest.ini is shared)."""
+    config.addinivalue_line("markers", "template: services generated from this template with copier pass their checks")
+
+
 def run(command: list[str], cwd: Path, check: bool = True, **env: str) -> subprocess.CompletedProcess[str]:
     """Run `command` in `cwd` with `env` added (and this environment's tools first); fail showing its output."""
     environment = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}

@@ -1,4 +1,4 @@
-"""`copier copy` of this template: a service named as asked, with none of the template's own files."""
+"""`copier copy` of this template: a service named as asked, with none of the template's own files or paths."""
 
 from __future__ import annotations
 
@@ -20,10 +20,16 @@ pytestmark = pytest.mark.template
 TEMPLATE_ONLY = (
     "copier.yml",
     "bench/",
+    "requirements-bench.txt",
     "tests/template/",
     "tests/mutation-survivors.md",
     *(f"docs/{page.name}" for page in sorted((ROOT / "docs").glob("*.md")) if page.name != "index.md"),
 )
+# A reference to a path of the template's own: its tests, its benchmarks (folder or module), the old generator.
+TEMPLATE_PATH = re.compile(r"tests[/.]template|\bbench\b|new_service")
+# The noxfile's `if TEMPLATE:` blocks (its sessions template and bench): one noxfile serves both, so
+# that `copier update` merges it, and the blocks are dead where copier.yml is not.
+TEMPLATE_BLOCK = re.compile(r"^( *)if TEMPLATE:\n(?:\1 .*\n|\n)*", re.MULTILINE)
 # In a service's own directory: the title of its API description, then its page.
 SHOW_NAME = (
     "from app import create_app; client = create_app().test_client(); "
@@ -46,9 +52,21 @@ SESSIONS = [
 ]
 
 
+def references_to_the_templates_own_paths(service: Path) -> list[str]:
+    """Where the service's configuration (its files at the top, in .ci/, .github/, config/) names one."""
+    files = [*service.glob("*"), *service.glob(".ci/*"), *service.glob(".github/**/*"), *service.glob("config/*")]
+    found = []
+    for path in sorted(path for path in files if path.is_file()):
+        text = path.read_text(encoding="utf-8")
+        if path.name == "noxfile.py":
+            text = TEMPLATE_BLOCK.sub("", text)
+        found += [f"{path.relative_to(service)}: {match[0]}" for match in TEMPLATE_PATH.finditer(text)]
+    return found
+
+
 @NAMES
 def test_a_service_bears_its_name_and_none_of_the_templates_own_files(service: Service) -> None:
-    """Its README, docs, compose images and answers name it; no template file, session or README section is left."""
+    """Its README, docs, compose images and answers name it; no template file, path, session or section is left."""
     name = service.path.name
     assert (service.path / "README.md").read_text().startswith(f"# {name}\n")  # not the template's
     assert (service.path / "docs/index.md").read_text().startswith(f"# {name}\n")
@@ -58,6 +76,7 @@ def test_a_service_bears_its_name_and_none_of_the_templates_own_files(service: S
     assert (answers["service_name"], answers["_commit"]) == (name, "v1.0.0")
     assert [path for path in TEMPLATE_ONLY if (service.path / path).exists()] == []
     assert list(service.path.rglob("*.jinja")) == []
+    assert references_to_the_templates_own_paths(service.path) == []
     sessions = re.findall(r"^[*-] (\w+) ->", nox(service.path, "--list").stdout, re.MULTILINE)
     assert sorted(sessions) == SESSIONS
 
