@@ -16,7 +16,7 @@ nox.options.reuse_venv = "yes"
 # The unit tier: everything that needs neither services nor Docker.
 UNIT_TIER = ["tests/unit"]
 # In the template itself, not in a service generated from it (copier.yml's _exclude leaves
-# copier.yml, bench/, docs/ and tests/template/ out): its sessions `template`, `bench` and `docs` too.
+# the template's own files out, copier.yml too): what the `if TEMPLATE:` blocks do.
 TEMPLATE = Path(__file__).with_name("copier.yml").exists()
 
 
@@ -104,15 +104,14 @@ def repeat(session: nox.Session) -> None:
 
 @nox.session
 def coverage(session: nox.Session) -> None:
-    """The unit and integration tiers under branch coverage of app/, worker subprocesses included.
+    """The unit and integration tiers (the browser test too) under branch coverage of app/, worker subprocesses too.
 
-    Fails below 100 %. The smoke tier is left out (its app code runs inside containers), compose and ha (slow),
-    and the template test (the services it generates run an app/ of their own).
+    Fails below 100 %. Left out: the smoke tier (its app code runs inside containers), compose and ha (slow).
     """
     install(session)
     session.run("coverage", "erase")
-    tiers = "not smoke and not compose and not ha and not template"
-    session.run("coverage", "run", "-m", "pytest", "-m", tiers, *session.posargs)
+    tiers = [*UNIT_TIER, "tests/integration", "-m", "not compose and not ha"]
+    session.run("coverage", "run", "-m", "pytest", *tiers, *session.posargs)
     session.run("coverage", "combine", "--quiet")
     session.run("coverage", "report")
 
@@ -133,29 +132,32 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
     if TEMPLATE:
-        session.run("mypy", "bench", "docs")
+        session.run("mypy", "bench")
     session.run("check-jsonschema", "--builtin-schema", "vendor.github-workflows", ".github/workflows/ci.yml")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation (Sphinx, furo, MyST) into docs/_build/html: warnings, broken links and anchors fail it.
+
+    Its command blocks run in the unit tier (tests/unit/test_docs.py).
+    """
+    session.install("-r", "requirements-docs.txt")
+    session.run("sphinx-build", "-W", "--keep-going", "-n", "-q", "-b", "html", "docs", "docs/_build/html")
 
 
 if TEMPLATE:
 
     @nox.session
     def template(session: nox.Session) -> None:
-        """The template test: generated services pass their lint, unit and integration tiers, and take updates."""
+        """The template test: generated services pass their lint, unit and integration tiers, build docs, update."""
         install(session)
+        # The generated services' `nox -s docs` runs on this session's tools, as their other sessions do.
+        session.install("-r", "requirements-docs.txt")
         session.run("pytest", "-m", "template", *session.posargs)
 
     @nox.session
     def bench(session: nox.Session) -> None:
         """Benchmarks of the running stack (docs/benchmarks.md); needs wrk (apt-get install wrk)."""
-        install(session)
+        session.install("-r", "requirements-bench.txt")
         session.run("python", "-m", "bench", *session.posargs)
-
-    @nox.session
-    def docs(session: nox.Session) -> None:
-        """The documentation (Sphinx, furo, MyST) into docs/_build/html: warnings, broken links and anchors fail it.
-
-        Its command blocks run in the unit tier (tests/unit/test_docs.py).
-        """
-        session.install("-r", "requirements-docs.txt")
-        session.run("sphinx-build", "-W", "--keep-going", "-n", "-q", "-b", "html", "docs", "docs/_build/html")

@@ -1,3 +1,5 @@
+# mypy: allow-untyped-calls
+# kombu, which this module drives directly, is only partly annotated.
 """The soak's figures: memory and file descriptors of the processes, Redis's buffers and keys, the queue."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Pages made from the code: the API from the OpenAPI document the app serves, the settings' keys and defaults.
+"""Pages made from the code: the API from the OpenAPI document the app serves, the tasks, the settings.
 
 A page asks for one with a line ``<!-- generated: NAME -->``; the build replaces it with
 Markdown before MyST reads the page, so a page and the code cannot disagree.
@@ -6,24 +6,29 @@ Markdown before MyST reads the page, so a page and the code cannot disagree.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import re
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import yaml
+from flask import Flask
 from sphinx.application import Sphinx
 
 PLACEHOLDER = re.compile(r"^<!-- generated: ([\w-]+) -->$", re.MULTILINE)
 REPOSITORY = Path(__file__).parents[2]
 
 
-def openapi_document() -> dict[str, Any]:
-    """GET /openapi.json of create_app() on the embedded config (files in a folder of its own, no server)."""
+@contextmanager
+def embedded_app() -> Iterator[Flask]:
+    """create_app() on the embedded config, its files in a folder of its own (no server, nothing left behind)."""
     config = yaml.safe_load((REPOSITORY / "config" / "embedded.yaml").read_text(encoding="utf-8"))
+    saved = dict(os.environ)
     with tempfile.TemporaryDirectory() as folder:
         options = config["celery"]["broker_transport_options"]
         options.update(data_folder_in=folder, data_folder_out=folder, control_folder=folder)
@@ -31,24 +36,36 @@ def openapi_document() -> dict[str, Any]:
         path = Path(folder, "config.yaml")
         path.write_text(yaml.safe_dump({**config, "secret_key": "docs-build"}), encoding="utf-8")
         path.chmod(0o600)
-        saved = {name: os.environ.get(name) for name in ("FLASK_CONFIG", "FLASK_SECRET_KEY")}
         os.environ["FLASK_CONFIG"] = str(path)
         os.environ.pop("FLASK_SECRET_KEY", None)
         try:
             from app import create_app
 
-            return create_app().test_client().get("/openapi.json").get_json()  # type: ignore[no-any-return]
+            yield create_app()
         finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+            os.environ.clear()
+            os.environ.update(saved)
+
+
+def tasks() -> str:
+    """The app's own tasks (not Celery's): each one's arguments and the first paragraph of its docstring."""
+    with embedded_app() as app:
+        registry = app.extensions["celery"].tasks
+    out = []
+    for name in sorted(name for name in registry if not name.startswith("celery.")):
+        run = registry[name].run
+        parameters = inspect.signature(run).parameters.values()
+        # Annotations are strings under `from __future__ import annotations`: shown as written, unquoted.
+        arguments = ", ".join(str(item).replace(repr(item.annotation), str(item.annotation)) for item in parameters)
+        summary = _flat((inspect.getdoc(run) or "").split("\n\n")[0])
+        out.append(f"- `{name}({arguments})`: {summary}")
+    return "\n".join(out)
 
 
 def api() -> str:
-    """Each path and method: summary, parameters, body, responses."""
-    document = openapi_document()
+    """Each path and method of GET /openapi.json: summary, parameters, body, responses."""
+    with embedded_app() as app:
+        document = app.test_client().get("/openapi.json").get_json()
     out = [f"Generated from `GET /openapi.json` (OpenAPI {document['openapi']}).\n"]
     for path, methods in document["paths"].items():
         for method, operation in methods.items():
@@ -103,6 +120,7 @@ def celery_defaults() -> str:
 
 GENERATORS: dict[str, Callable[[], str]] = {
     "api": api,
+    "tasks": tasks,
     "settings-keys": settings_keys,
     "celery-defaults": celery_defaults,
 }

@@ -7,12 +7,18 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import NamedTuple
 from xml.etree import ElementTree
 
 import pytest
 
 from tests import ROOT
+from tests.template.guide import follow
 
+LONG_NAME = "invoice_rendering_service"
+# For a test of the `service` fixture: services of each name length, or the long one only.
+NAMES = pytest.mark.parametrize("service", ["x", "orders", LONG_NAME], ids=["x", "orders", "long"], indirect=True)
+LONG = pytest.mark.parametrize("service", [LONG_NAME], ids=["long"], indirect=True)
 # The tag of the snapshot's one commit: what `copier copy` takes by default (the latest version).
 FIRST_VERSION = "v1.0.0"
 NO_SERVICES = "no broker and result backend: set TEST_BROKER_URL and TEST_RESULT_BACKEND, or start Docker"
@@ -26,6 +32,11 @@ GIT_IDENTITY = {
     "GIT_COMMITTER_NAME": "template test",
     "GIT_COMMITTER_EMAIL": "template-test@example.invalid",
 }
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The marker `template` is declared here, with its tests: a service has neither (pytest.ini is shared)."""
+    config.addinivalue_line("markers", "template: services generated from this template with copier pass their checks")
 
 
 def run(command: list[str], cwd: Path, check: bool = True, **env: str) -> subprocess.CompletedProcess[str]:
@@ -86,3 +97,31 @@ def template_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def mypy_cache(tmp_path_factory: pytest.TempPathFactory) -> str:
     """One mypy cache for every service generated: they share most of their code."""
     return str(tmp_path_factory.mktemp("mypy-cache"))
+
+
+class Service(NamedTuple):
+    """A generated service, and the files its README's first task made it change or add."""
+
+    path: Path
+    touched: list[str]
+
+
+@pytest.fixture(scope="session")
+def generated() -> dict[str, Service]:
+    """The services generated so far, by name: each is made once, whatever the tests' order."""
+    return {}
+
+
+@pytest.fixture
+def service(
+    request: pytest.FixtureRequest,
+    generated: dict[str, Service],
+    template_repo: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Service:
+    """A service generated with the name given, then its first task added exactly as its README says."""
+    name = request.param
+    if name not in generated:
+        path = generate(template_repo, tmp_path_factory.mktemp("services") / name, name)
+        generated[name] = Service(path, follow(path))
+    return generated[name]
