@@ -20,8 +20,23 @@ UNIT_TIER = ["tests/unit"]
 TEMPLATE = Path(__file__).with_name("copier.yml").exists()
 
 
+# The requirements sources (`.in`), each compiled into its lock (`.txt`) after the locks its `-c` lines
+# read: the runtime's first.
+SOURCES = [
+    "requirements",
+    "requirements-otel",
+    "requirements-flower",
+    "requirements-dev",
+    "requirements-nox",
+    "requirements-docs",
+]
+if TEMPLATE:
+    SOURCES.append("requirements-bench")  # the template's own (copier.yml's _exclude)
+
+
 def install(session: nox.Session) -> None:
-    session.install("-r", "requirements-dev.txt")
+    # Every file checked against the lock's hashes: a package changed on the index fails the install.
+    session.install("--require-hashes", "-r", "requirements-dev.txt")
 
 
 @nox.session
@@ -125,6 +140,21 @@ def mutation(session: nox.Session) -> None:
 
 
 @nox.session
+def lock(session: nox.Session) -> None:
+    """Compiles each requirements source into its lock, every dependency pinned with its hashes (uv).
+
+    Keeps the locked versions a source still allows; `nox -s lock -- --upgrade` takes the newest
+    releases it allows, `-- --upgrade-package NAME` those of one package (docs/operations.md).
+    """
+    install(session)
+    for name in SOURCES:
+        # --universal: one lock for every platform and Python from 3.11, markers where they differ.
+        options = ["--universal", "--python-version", "3.11", "--generate-hashes", "--quiet"]
+        options += ["--custom-compile-command", "nox -s lock", *session.posargs]
+        session.run("uv", "pip", "compile", *options, f"{name}.in", "--output-file", f"{name}.txt")
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff (lint and format), mypy (strict on app/), the CI workflow against its schema."""
     install(session)
@@ -142,7 +172,7 @@ def docs(session: nox.Session) -> None:
 
     Its command blocks run in the unit tier (tests/unit/test_docs.py).
     """
-    session.install("-r", "requirements-docs.txt")
+    session.install("--require-hashes", "-r", "requirements-docs.txt")
     session.run("sphinx-build", "-W", "--keep-going", "-n", "-q", "-b", "html", "docs", "docs/_build/html")
 
 
@@ -153,11 +183,11 @@ if TEMPLATE:
         """The template test: generated services pass their lint, unit and integration tiers, build docs, update."""
         install(session)
         # The generated services' `nox -s docs` runs on this session's tools, as their other sessions do.
-        session.install("-r", "requirements-docs.txt")
+        session.install("--require-hashes", "-r", "requirements-docs.txt")
         session.run("pytest", "-m", "template", *session.posargs)
 
     @nox.session
     def bench(session: nox.Session) -> None:
         """Benchmarks of the running stack (docs/benchmarks.md); needs wrk (apt-get install wrk)."""
-        session.install("-r", "requirements-bench.txt")
+        session.install("--require-hashes", "-r", "requirements-bench.txt")
         session.run("python", "-m", "bench", *session.posargs)

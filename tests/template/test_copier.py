@@ -20,6 +20,7 @@ pytestmark = pytest.mark.template
 TEMPLATE_ONLY = (
     "copier.yml",
     "bench/",
+    "requirements-bench.in",
     "requirements-bench.txt",
     "tests/template/",
     "tests/mutation-survivors.md",
@@ -44,6 +45,7 @@ SESSIONS = [
     "ha",
     "integration",
     "lint",
+    "lock",
     "mutation",
     "repeat",
     "smoke",
