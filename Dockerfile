@@ -6,8 +6,9 @@ FROM ${BASE} AS app
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PATH=/venv/bin:$PATH
 RUN python3 -m venv /venv
+# The runtime lock: every package at its locked version, each file checked against its hashes.
 COPY requirements.txt /app/requirements.txt
-RUN pip install --no-cache-dir -r /app/requirements.txt
+RUN pip install --no-cache-dir --require-hashes -r /app/requirements.txt
 COPY app /app/app
 COPY celery_worker.py gunicorn.conf.py /app/
 WORKDIR /app
@@ -34,7 +35,8 @@ CMD ["sh", "-c", "exec gunicorn --bind 0.0.0.0:$PORT --bind $INTERNAL_ADDRESS:$I
 # with Flower added, so that it sees the tasks the way the worker does.
 FROM app AS flower
 USER root
-RUN pip install --no-cache-dir flower==2.2.0
+COPY requirements-flower.txt /app/requirements-flower.txt
+RUN pip install --no-cache-dir --require-hashes -r /app/requirements-flower.txt
 USER service
 CMD ["sh", "-c", "test -n \"$FLOWER_BASIC_AUTH\" || { echo 'error: set FLOWER_BASIC_AUTH to user:password' >&2; exit 2; }; exec celery -A celery_worker.celery flower --address=0.0.0.0 --port=5555"]
 
