@@ -147,10 +147,10 @@ def lock(session: nox.Session) -> None:
     releases it allows, `-- --upgrade-package NAME` those of one package (docs/operations.md).
     """
     install(session)
+    # --universal: one lock for every platform and Python from 3.11, markers where they differ.
+    options = ["--universal", "--python-version", "3.11", "--generate-hashes", "--quiet"]
+    options += ["--custom-compile-command", "nox -s lock", *session.posargs]
     for name in SOURCES:
-        # --universal: one lock for every platform and Python from 3.11, markers where they differ.
-        options = ["--universal", "--python-version", "3.11", "--generate-hashes", "--quiet"]
-        options += ["--custom-compile-command", "nox -s lock", *session.posargs]
         session.run("uv", "pip", "compile", *options, f"{name}.in", "--output-file", f"{name}.txt")
 
 
