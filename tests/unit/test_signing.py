@@ -19,9 +19,12 @@ from kombu.exceptions import ContentDisallowed
 from kombu.serialization import dumps, loads, prepare_accept_content
 
 from app import create_app, create_app_or_exit
+from app.settings import load_config
+from tests import ROOT
 from tests.signing import Signer, kombu_serializers_kept, write_signer
 from tests.tasks import echoed_task
 from tests.unit.conftest import IN_MEMORY_CONFIG, WriteConfig
+from tests.unit.test_consistency import TOKENS
 
 
 @dataclass(frozen=True)
@@ -219,3 +222,14 @@ def test_what_the_app_publishes_is_signed_with_the_configured_digest(write_confi
     content_type, encoding, unsigned = dumps(["hello"], serializer="json")
     with pytest.raises(ContentDisallowed):  # as the worker reads it: only what the store verifies
         loads(unsigned, content_type, encoding, accept=prepare_accept_content(celery_app.conf.accept_content))
+
+
+def test_the_configs_commented_example_signs_once_uncommented(tmp_path: Path) -> None:
+    """config/rabbitmq-redis.yaml's signing lines, uncommented, with the key and certificate where they say, load."""
+    write_signer(tmp_path, "signing")  # signing-key.pem, signing-cert.pem
+    shipped = (ROOT / "config" / "rabbitmq-redis.yaml").read_text()
+    uncommented = re.sub(r"^  # (\w+: )", r"  \1", shipped, flags=re.MULTILINE).replace("/run/secrets/", f"{tmp_path}/")
+    assert uncommented != shipped
+    (path := tmp_path / "config.yaml").write_text(uncommented)
+    celery = load_config({"FLASK_CONFIG": str(path), "FLASK_AUTH_TOKENS": TOKENS})["CELERY"]
+    assert (celery["task_serializer"], celery["security_key"]) == ("auth", f"{tmp_path}/signing-key.pem")
