@@ -13,6 +13,7 @@ from typing import Any
 
 from app.settings.celery_defaults import celery_settings
 from app.settings.file import ConfigError
+from app.settings.signing import check_signing
 
 TIME_LIMITS = ("task_soft_time_limit", "task_time_limit")
 
@@ -34,4 +35,5 @@ def consistent(path: Path, settings: dict[str, Any]) -> dict[str, Any]:
     if backoff > cap:
         reason = f"expected at most retry_backoff_max_seconds ({cap}), which caps every wait, got {backoff}"
         raise ConfigError(path, "retry_backoff_seconds", reason)
+    check_signing(path, celery)
     return settings
