@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
+from celery.backends.cache import _DUMMY_CLIENT_CACHE
 from celery.backends.redis import RedisBackend
 from flask import Flask
 from flask.testing import FlaskClient
@@ -46,6 +47,16 @@ TOKENS = {
 }
 
 WriteConfig = Callable[..., Path]
+
+
+@pytest.fixture(autouse=True)
+def _no_records_left_by_earlier_tests() -> None:
+    """Each test starts with an empty in-memory result backend (Celery's `cache+memory://` keeps one per process).
+
+    A test's fixed task id would meet the record another test left under it; so would every
+    test under mutmut, which runs the whole suite once, then forks its process for each mutant.
+    """
+    _DUMMY_CLIENT_CACHE.clear()
 
 
 @pytest.fixture

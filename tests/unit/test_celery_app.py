@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import datetime, tzinfo
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from celery import Task, states
+from celery.backends import database as database_backend
 from celery.backends.redis import RedisBackend
 from celery.exceptions import Retry, TaskRevokedError
 from celery.signals import task_retry
@@ -15,6 +18,7 @@ from celery.utils import time as celery_time
 from celery.worker.consumer import Connection, Consumer
 from flask import Flask, g
 from kombu.exceptions import OperationalError
+from kombu.utils import functional as kombu_functional
 
 from app import create_app
 from app.fixes.database_results import ReachableFirstDatabaseBackend
@@ -22,8 +26,9 @@ from app.fixes.redis_results import PublisherRedisBackend, PublisherSentinelBack
 from app.observability.logs import RequestWithId
 from app.observability.worker_health import HeartbeatFile
 from app.tasks import sample_task
+from app.web.auth import owner_record
 from tests.tasks import context_probe, failing_task, flaky_task
-from tests.unit.conftest import EAGER, IN_MEMORY_CONFIG, WriteConfig
+from tests.unit.conftest import EAGER, IN_MEMORY_CONFIG, TOKENS, TokenClient, WriteConfig
 
 
 def test_safe_defaults_apply_and_the_file_overrides_them(write_config: WriteConfig) -> None:
@@ -325,3 +330,42 @@ def test_a_message_sent_again_while_the_task_runs_keeps_its_record(
     with pytest.raises(OperationalError):
         celery_app.tasks[failing_task.name].apply_async(("x",), task_id="running-id")
     assert celery_app.AsyncResult("running-id").state == "PROGRESS"
+
+
+@pytest.mark.parametrize("tokens", [TOKENS, {}], ids=["with-a-client", "without-authentication"])
+def test_the_records_written_before_sending_are_tried_once(
+    write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch, tokens: dict
+) -> None:
+    """A Redis result backend that refuses: POST answers 503 without one retry of the owner or the id record."""
+    write_config(
+        {**IN_MEMORY_CONFIG, "celery": {**IN_MEMORY_CONFIG["celery"], "result_backend": "redis://127.0.0.1:1/0"}}
+    )
+    app = create_app(tokens)
+    app.test_client_class = TokenClient
+    pauses: list[float] = []
+    monkeypatch.setattr(kombu_functional, "sleep", pauses.append)  # the waits between Celery's retries of a write
+    response = app.test_client().post("/task/")
+    assert (response.status_code, pauses) == (503, [])
+
+
+def test_an_owner_record_expires_with_its_tasks_records(
+    write_config: WriteConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The record naming a task's client is a finished one: the database backend's cleanup deletes it once expired."""
+    celery = {**IN_MEMORY_CONFIG["celery"], "result_backend": f"db+sqlite:///{tmp_path}/results.db"}
+    write_config({**IN_MEMORY_CONFIG, "celery": celery})
+    app = create_app({"CELERY": EAGER, **TOKENS})
+    app.test_client_class = TokenClient
+    task_id = app.test_client().post("/task/").json["task_id"]
+    backend = app.extensions["celery"].backend
+    assert backend.task_result_exists(owner_record(task_id))
+
+    class TwoDaysLater(datetime):
+        @classmethod
+        def now(cls, tz: tzinfo | None = None) -> TwoDaysLater:
+            return cls.fromtimestamp(datetime.now(tz).timestamp() + 2 * 86400, tz)
+
+    monkeypatch.setattr(database_backend, "datetime", TwoDaysLater)  # past result_expires (a day)
+    backend.cleanup()
+    assert not backend.task_result_exists(owner_record(task_id))
+    assert not backend.task_result_exists(task_id)
