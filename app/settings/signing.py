@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from celery.app.defaults import DEFAULT_SECURITY_DIGEST
 from kombu.serialization import registry
 
 from app.settings.file import ConfigError
@@ -20,13 +21,14 @@ def check_signing(path: Path, celery: Mapping[str, Any]) -> None:
     """Raise ConfigError unless signing is off, or on with settings Celery can use and a key its store verifies."""
     if celery["task_serializer"] != "auth":
         if given := [key for key in ("security_key", "security_certificate", "security_cert_store") if key in celery]:
-            raise ConfigError(path, "celery.task_serializer", f"expected auth, which celery.{given[0]} is for")
+            reason = f"expected auth, which these keys are for: celery.{', celery.'.join(given)}"
+            raise ConfigError(path, "celery.task_serializer", reason)
         return
     if (accepted := celery["accept_content"]) != ["auth"]:
         reason = f"expected [auth] alone with task_serializer auth (Celery signs nothing otherwise), got {accepted}"
         raise ConfigError(path, "celery.accept_content", reason)
-    result = registry.name_to_type.get(name := celery["result_serializer"], name)
-    if result not in [registry.name_to_type.get(kind, kind) for kind in celery.get("result_accept_content") or ()]:
+    results = set(celery.get("result_accept_content") or ())  # by name or content type, as Celery takes either
+    if not results & {name := celery["result_serializer"], registry.name_to_type.get(name)}:
         reason = f"expected a list with {name} (result_serializer): unset, it is accept_content, which refuses results"
         raise ConfigError(path, "celery.result_accept_content", reason)
     # Imported here: only a service that signs loads cryptography (a tenth of a second).
@@ -48,7 +50,7 @@ def check_signing(path: Path, celery: Mapping[str, Any]) -> None:
     key = load("security_key", lambda file: PrivateKey(Path(file).read_text(), celery.get("security_key_password")))
     certificate = load("security_certificate", lambda file: Certificate(Path(file).read_text()))
     store = load("security_cert_store", FSCertStore)
-    digest = load("security_digest", get_digest_algorithm, "sha256")
+    digest = load("security_digest", get_digest_algorithm, DEFAULT_SECURITY_DIGEST)
     # As a worker takes a message: its signer found by issuer and serial, the signature checked.
     try:
         store[certificate.get_id()].verify(b"probe", key.sign(b"probe", digest), digest)

@@ -29,7 +29,7 @@ from tests.unit.test_consistency import TOKENS
 
 @dataclass(frozen=True)
 class Keys:
-    """The signers the tests configure, in one folder."""
+    """The signers the tests configure; the RSA ones in `folder`."""
 
     folder: Path
     service: Signer
@@ -66,7 +66,8 @@ def encrypted_key(keys: Keys) -> str:
     return str(path)
 
 
-Celery_ = Callable[[Keys], dict[str, Any]]
+# The `celery:` settings of a test case, made from the keys.
+CelerySettings = Callable[[Keys], dict[str, Any]]
 MISTAKES = [
     pytest.param(
         lambda k: {**k.service.settings(), "security_key": str(k.folder / "absent.pem")},
@@ -149,7 +150,8 @@ MISTAKES = [
     pytest.param(
         lambda k: {**k.service.settings(), "task_serializer": "json", "accept_content": ["json"]},
         "celery.task_serializer",
-        "expected auth, which celery.security_key is for",
+        "expected auth, which these keys are for: "
+        "celery.security_key, celery.security_certificate, celery.security_cert_store",
         id="key-without-the-auth-serializer",
     ),
 ]
@@ -157,7 +159,12 @@ MISTAKES = [
 
 @pytest.mark.parametrize(("celery", "key", "reason"), MISTAKES)
 def test_a_signing_mistake_stops_startup_with_one_line(
-    write_config: WriteConfig, capsys: pytest.CaptureFixture[str], keys: Keys, celery: Celery_, key: str, reason: str
+    write_config: WriteConfig,
+    capsys: pytest.CaptureFixture[str],
+    keys: Keys,
+    celery: CelerySettings,
+    key: str,
+    reason: str,
 ) -> None:
     """Each mistake ends the process with status 2 and one line naming the file, the key and what is wrong."""
     path = write_config(signing_config(celery(keys)))
@@ -175,11 +182,19 @@ def test_a_signing_mistake_stops_startup_with_one_line(
         pytest.param(lambda k: k.service.settings(store=k.folder / "*-cert.pem"), id="glob-of-several"),
         pytest.param(lambda k: {**k.service.settings(), "security_digest": "sha512"}, id="sha512"),
         pytest.param(
+            lambda k: {
+                **k.service.settings(),
+                "security_key": encrypted_key(k),
+                "security_key_password": b"a password",
+            },
+            id="encrypted-key-with-its-password",  # YAML's !!binary: Celery's table declares bytes
+        ),
+        pytest.param(
             lambda k: {**k.service.settings(), "result_accept_content": ["application/json"]}, id="content-type"
         ),
     ],
 )
-def test_a_signing_config_starts(write_config: WriteConfig, keys: Keys, celery: Celery_) -> None:
+def test_a_signing_config_starts(write_config: WriteConfig, keys: Keys, celery: CelerySettings) -> None:
     """A key, its certificate in the store, [auth] alone accepted and JSON results: the app starts, signing."""
     write_config(signing_config(celery(keys)))
     assert create_app().extensions["celery"].conf.task_serializer == "auth"
@@ -196,7 +211,7 @@ def test_a_signing_config_starts(write_config: WriteConfig, keys: Keys, celery: 
     ],
 )
 def test_setup_security_is_called_only_when_asked(
-    write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch, keys: Keys, celery: Celery_, calls: list[Any]
+    write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch, keys: Keys, celery: CelerySettings, calls: list[Any]
 ) -> None:
     """The factory sets up signing once when the config signs, with its digest; never otherwise."""
     seen: list[dict[str, Any]] = []
