@@ -32,6 +32,9 @@ from app.observability.logs import current_client
 from app.observability.metrics import UNAVAILABLE
 
 logger = logging.getLogger(__name__)
+# A start added, those before ARGV[3] forgotten, how many are kept: one Redis call (EVALSHA), not a MULTI of three.
+ADD = "redis.call('ZADD',KEYS[1],ARGV[2],ARGV[1]) redis.call('ZREMRANGEBYSCORE',KEYS[1],0,ARGV[3])"
+ADD += " return redis.call('ZCARD',KEYS[1])"
 
 
 def init_app(app: Flask) -> None:
@@ -39,20 +42,15 @@ def init_app(app: Flask) -> None:
     url, rate = app.config["LIMITS"]["storage_url"], app.config["LIMITS"]["start_rate"]
     # The Redis timeouts of the factory's Celery settings: a stalled Redis fails a request in time.
     conf = app.extensions["celery"].conf
-    timeouts = {
-        "socket_connect_timeout": conf.redis_socket_connect_timeout,
-        "socket_timeout": conf.redis_socket_timeout,
-    }
+    timeouts = {name: conf[f"redis_{name}"] for name in ("socket_connect_timeout", "socket_timeout")}
     limiter = Limiter(
         key_func=_who,
         app=app,
         storage_uri=url,
-        # Its storage's errors raised as StorageError, which alone answers 503 below; a memory storage ignores the rest.
-        storage_options={**timeouts, "wrap_exceptions": True},
+        storage_options={**timeouts, "wrap_exceptions": True},  # its errors as StorageError: theirs alone answer 503
         application_limits=[rate],  # fixed window (Flask-Limiter's default): one Redis call a start
         application_limits_exempt_when=lambda: not _starts_a_task(),
-        # No X-RateLimit-* headers: each start would read its window back; Retry-After on the 429 alone.
-        headers_enabled=False,
+        headers_enabled=False,  # X-RateLimit-* would read the window back each start; Retry-After: on the 429 alone
     )
     app.extensions["started_tasks"] = _RedisStarted(url, timeouts) if url.startswith("redis") else _MemoryStarted()
     # Named as the client knows it: by default the limits count in the result backend's Redis.
@@ -105,40 +103,34 @@ def _starts_a_task() -> bool:
     return request.method == "POST" and hasattr(view, "task")
 
 
-class _RedisStarted:
-    """A client's started tasks in Redis: a sorted set, task id -> when it started; errors raised as the rate's."""
-
-    def __init__(self, url: str, timeouts: dict[str, str | int]) -> None:
-        self._client = redis.Redis.from_url(url, decode_responses=True, **timeouts)
-        # One command (EVALSHA), not a MULTI of three: a start pays for one call.
-        self._add = self._client.register_script(
-            "redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])\n"
-            "redis.call('ZREMRANGEBYSCORE', KEYS[1], 0, ARGV[3])\n"
-            "return redis.call('ZCARD', KEYS[1])"
-        )
-
-    def add(self, key: str, task_id: str, now: float, forget_before: float) -> int:
-        """Add the task, forget those started before ``forget_before``; answer how many are kept."""
-        with _storage_errors():
-            count: int = self._add(keys=[key], args=[task_id, now, forget_before])
-        return count
-
-    def members(self, key: str) -> list[str]:
-        with _storage_errors():
-            return [str(task_id) for task_id in self._client.zrange(key, 0, -1)]
-
-    def remove(self, key: str, *task_ids: str) -> None:
-        with _storage_errors():
-            self._client.zrem(key, *task_ids)
-
-
 @contextmanager
 def _storage_errors() -> Iterator[None]:
-    """Redis errors of the count raised as Flask-Limiter's storage raises them: 503 (init_app), not another's name."""
+    """The count's Redis errors raised as Flask-Limiter's storage raises them: the limits' 503, no one else's."""
     try:
         yield
     except redis.RedisError as error:
         raise StorageError(error) from error
+
+
+class _RedisStarted:
+    """A client's started tasks in Redis: a sorted set, task id -> when it started."""
+
+    def __init__(self, url: str, timeouts: dict[str, str | int]) -> None:
+        self._client = redis.Redis.from_url(url, decode_responses=True, **timeouts)
+        self._add = self._client.register_script(ADD)
+
+    @_storage_errors()
+    def add(self, key: str, task_id: str, now: float, forget_before: float) -> int:
+        """Add the task, forget those started before ``forget_before``; answer how many are kept."""
+        return int(self._add(keys=[key], args=[task_id, now, forget_before]))
+
+    @_storage_errors()
+    def members(self, key: str) -> list[str]:
+        return [str(task_id) for task_id in self._client.zrange(key, 0, -1)]
+
+    @_storage_errors()
+    def remove(self, key: str, *task_ids: str) -> None:
+        self._client.zrem(key, *task_ids)
 
 
 class _MemoryStarted:
