@@ -105,7 +105,11 @@ def test_records_beside_take_the_records_expiry_and_stay_out_beside_one_that_sta
     """Each record beside is stored as SUCCESS and expires with the record; beside a final record nothing is written."""
     backend = backend_on(redis, write_config, result_expires=60)
     backend.store_result("task-1", None, states.PENDING, beside={"task-1.owner": "billing"})
-    assert backend.get_task_meta("task-1.owner")["result"] == "billing"
+    assert json.loads(redis.get(backend.get_key_for_task("task-1.owner"))) == {
+        "status": states.SUCCESS,
+        "result": "billing",
+        "task_id": "task-1.owner",
+    }
     assert redis.pttl(backend.get_key_for_task("task-1.owner")) in range(59_000, 60_001)
     backend.store_result("task-2", "done", states.SUCCESS)
     backend.store_result("task-2", None, states.PENDING, beside={"task-2.owner": "billing"})
