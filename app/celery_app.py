@@ -10,6 +10,7 @@ from flask import Flask, appcontext_popped, appcontext_pushed, current_app, has_
 from kombu.exceptions import OperationalError
 
 from app.fixes import amqp_blocked, kombu_poll  # noqa: F401  (patches, applied on import: see their docstrings)
+from app.fixes.redis_results import PublisherRedisBackend
 from app.observability.logs import RequestWithId, current_client
 from app.observability.worker_health import HeartbeatFile
 from app.settings.celery_defaults import celery_settings
@@ -49,9 +50,11 @@ def celery_init_app(app: Flask) -> Celery:
             again (a retry, a held-back duplicate) leaves the run's state (app/fixes/final_states.py).
             """
             task_id = task_id or uuid()
-            if (client := current_client()) is not None:  # whose it is, before it can be read (app/web/auth.py)
-                self.backend.store_result(owner_record(task_id), client, states.SUCCESS, retry_policy=NO_RETRY)
-            self.backend.store_result(task_id, None, states.PENDING, retry_policy=NO_RETRY)
+            # Whose it is (app/web/auth.py), stored before it can be read: on Redis, in the id record's own call.
+            owner = {owner_record(task_id): client} if (client := current_client()) is not None else {}
+            if owner and not isinstance(self.backend, PublisherRedisBackend):
+                self.backend.store_result(*owner.popitem(), states.SUCCESS, retry_policy=NO_RETRY)
+            self.backend.store_result(task_id, None, states.PENDING, retry_policy=NO_RETRY, beside=owner)
             try:
                 sent = super().apply_async(args, kwargs, task_id=task_id, **options)
             except OperationalError:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 
-from bench import defaults, dispatch, pickup, post_cost, profile, soak, tiers, workers
+from bench import defaults, dispatch, pickup, post_auth, post_cost, profile, soak, tiers, workers
 from bench.report import Bench, Row, bench_session, header, interleave, table
 
 
@@ -60,6 +60,7 @@ def tier_rows(bench: Bench) -> list[Row]:
 SECTIONS: dict[str, Callable[[Bench], list[Row]]] = {
     "dispatch": dispatch.rows,
     "post": post_cost.rows,
+    "auth": post_auth.rows,
     "profile": profile.rows,
     "workers": worker_rows,
     "defaults": defaults_rows,

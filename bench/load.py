@@ -54,9 +54,14 @@ def served(app: str, env: dict[str, str], port: int, worker_class: str = "sync",
         server.wait(timeout=30)
 
 
-def wrk_post(base_url: str, clients: int, seconds: int = 5, idempotent: bool = False) -> dict[str, float]:
+def wrk_post(
+    base_url: str, clients: int, seconds: int = 5, idempotent: bool = False, authorization: str | None = None
+) -> dict[str, float]:
     """POST /task/ with wrk for `seconds` (each with a key of its own if `idempotent`): req/s, p50/p99 ms."""
-    return wrk(f"{base_url}/task/", clients, WRK_IDEMPOTENT_SCRIPT if idempotent else WRK_SCRIPT, seconds)
+    script = WRK_IDEMPOTENT_SCRIPT if idempotent else WRK_SCRIPT
+    if authorization is not None:
+        script += f'wrk.headers["Authorization"] = "{authorization}"\n'
+    return wrk(f"{base_url}/task/", clients, script, seconds)
 
 
 def wrk_get(url: str, clients: int, seconds: int = 5) -> dict[str, float]:

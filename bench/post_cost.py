@@ -9,7 +9,8 @@ one from `git archive` of BEFORE into a folder of its own, on the same services 
 config, and loaded in turn (A B A B ...): one client, a new connection per request, no
 worker (the queue is purged after each load). Per request: the wall time (one client,
 so one request at a time) and the CPU gunicorn spent; then, the app alone, the CPU of a
-process sending POSTs through Flask's test client (IN_PROCESS). The CPU figures are the
+process sending POSTs through Flask's test client (IN_PROCESS). Both send the
+environment's AUTHORIZATION header, if it has one (bench/post_auth.py). The CPU figures are the
 steadier where other work shares the machine: the wall time waits on RabbitMQ and Redis.
 """
 
@@ -41,11 +42,15 @@ MEASURES = {
     "POST /task/ served, 1 client: gunicorn's CPU per request": "cpu",
     "POST /task/, the app alone (test client): CPU per request": "alone",
 }
+# The environment variable whose value, if set, the POSTs send as their Authorization header.
+AUTHORIZATION = "BENCH_AUTHORIZATION"
 # Run from a tree, FLASK_CONFIG set: µs of the process's CPU per POST /task/, after a warm-up.
-IN_PROCESS = """
-import time
+IN_PROCESS = f"""
+import os, time
 from app import create_app
 client = create_app().test_client()
+if "{AUTHORIZATION}" in os.environ:
+    client.environ_base["HTTP_AUTHORIZATION"] = os.environ["{AUTHORIZATION}"]
 for _ in range(200):
     assert client.post("/task/").status_code == 202
 started = time.process_time()
@@ -77,7 +82,7 @@ def per_request(url: str, tree: Path, env: dict[str, str], purge: Callable[[], o
     server = listening_process(port_of(url))
     assert server is not None, f"nothing listens at {url}"
     with cpu_meter({"gunicorn": server}) as cpu:
-        rate = load.wrk_post(url, 1, SECONDS)["rate"]
+        rate = load.wrk_post(url, 1, SECONDS, authorization=env.get(AUTHORIZATION))["rate"]
     purge()  # no worker runs: keep the broker's backlog from growing
     command, tree_env = [sys.executable, "-c", IN_PROCESS], {**env, "PYTHONPATH": str(tree)}
     alone = subprocess.run(command, cwd=tree, env=tree_env, capture_output=True, text=True, check=True)

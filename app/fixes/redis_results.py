@@ -39,13 +39,16 @@ STATES = (
     "end\n"
 )
 SCRIPTS = {
-    # Celery's RedisBackend._set (SETEX, or SET when results never expire, then PUBLISH), unless the record stays.
+    # Celery's RedisBackend._set (SETEX, or SET when results never expire, then PUBLISH), unless the record stays;
+    # with it, any further keys (KEYS[2]...) set to their records (ARGV[3]...), as a task's owner beside its id.
     "set_unless_final": STATES
     + """
-if not replaces(KEYS[1], ARGV[1]) then return 0 end
-if tonumber(ARGV[2]) > 0 then redis.call('SETEX', KEYS[1], ARGV[2], ARGV[1])
-else redis.call('SET', KEYS[1], ARGV[1]) end
-redis.call('PUBLISH', KEYS[1], ARGV[1])
+if not replaces(KEYS[1], ARGV[2]) then return 0 end
+for i, key in ipairs(KEYS) do
+    if tonumber(ARGV[1]) > 0 then redis.call('SETEX', key, ARGV[1], ARGV[i + 1])
+    else redis.call('SET', key, ARGV[i + 1]) end
+end
+redis.call('PUBLISH', KEYS[1], ARGV[2])
 return 1
 """,
     # A run's lease: -1 if the task's record is final, 0 once taken for ARGV[2] ms under the run's token
@@ -77,14 +80,21 @@ class PublisherRedisBackend(RedisBackend):  # type: ignore[misc]
     def _store_result(
         self, task_id: str, result: Any, state: str, traceback: Any = None, request: Any = None, **kwargs: Any
     ) -> Any:
-        """Celery's KeyValueStoreBackend._store_result without its read first; ``retry_policy`` bounds the retries."""
+        """Celery's KeyValueStoreBackend._store_result without its read first; ``retry_policy`` bounds the retries.
+
+        Records ``beside`` it (id -> result, stored SUCCESS, no more) go in the same call: a task's owner.
+        """
         meta = self._get_result_meta(result=result, state=state, traceback=traceback, request=request)
         meta["task_id"] = bytes_to_str(task_id)  # type: ignore[no-untyped-call]
-        expires = self.failure_expires if state == states.FAILURE else None
-        try:
-            self.set(self.get_key_for_task(task_id), self.encode(meta), expires, **(kwargs.get("retry_policy") or {}))
-        except BackendStoreError as error:
-            raise BackendStoreError(str(error), state=state, task_id=task_id) from error
+        value, expires = self.encode(meta), self.failure_expires if state == states.FAILURE else None
+        if isinstance(value, str) and len(value) > self._MAX_STR_VALUE_SIZE:  # as Celery's set()
+            raise BackendStoreError("value too large for Redis backend", state=state, task_id=task_id)
+        beside = {
+            self.get_key_for_task(other): self.encode({"status": states.SUCCESS, "result": record, "task_id": other})
+            for other, record in kwargs.get("beside", {}).items()
+        }
+        args = (self.get_key_for_task(task_id), value, expires, beside)
+        self.ensure(self._set, args, **(kwargs.get("retry_policy") or {}))
         return result
 
     @cached_property
@@ -92,10 +102,10 @@ class PublisherRedisBackend(RedisBackend):  # type: ignore[misc]
         # Sent by their SHA1 (EVALSHA), loaded once per Redis: not each script's text with every call.
         return {name: self.client.register_script(script) for name, script in SCRIPTS.items()}
 
-    def _set(self, key: bytes, value: bytes | str, expires: int | None = None) -> None:
+    def _set(self, key: bytes, value: bytes | str, expires: int | None = None, beside: Any = None) -> None:
         """Store ``value`` under ``key`` and tell waiters, unless the key holds a record that is to stay."""
-        seconds = self.expires if expires is None else expires
-        self._scripts["set_unless_final"](keys=[key], args=[value, int(seconds or 0)])
+        seconds, beside = (self.expires if expires is None else expires), beside or {}
+        self._scripts["set_unless_final"](keys=[key, *beside], args=[int(seconds or 0), value, *beside.values()])
 
     def claim_run(self, task_id: str, token: str, seconds: float) -> float | None:
         """Take ``task_id``'s run lease for ``seconds``: 0; None if the task finished; else the seconds it is held."""

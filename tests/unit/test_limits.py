@@ -7,6 +7,7 @@ from typing import Any
 
 import fakeredis
 import pytest
+import redis
 from celery import states
 from flask import Blueprint, Flask
 from flask.testing import FlaskClient
@@ -42,8 +43,13 @@ def test_past_its_rate_a_client_gets_429_json_with_retry_after_and_others_go_on(
     client = app.test_client()
     answers = [client.post("/task/", json={"seconds": 0}) for _ in range(3)]
     assert [answer.status_code for answer in answers] == [202, 202, 429]
-    assert answers[2].json["error"]["name"] == "Too Many Requests"
-    assert 0 < int(answers[2].headers["Retry-After"]) <= 60
+    assert (answers[2].json["error"]["name"], answers[2].json["error"]["message"]) == (
+        "Too Many Requests",
+        "2 per 1 minute",
+    )
+    assert 58 <= int(answers[2].headers["Retry-After"]) <= 60  # the seconds left in the minute's window
+    # No X-RateLimit-* headers: each would cost every start a read of its window.
+    assert not [name for answer in answers for name, _ in answer.headers if name.startswith("X-RateLimit")]
     assert other_client(app).post("/task/", json={"seconds": 0}).status_code == 202
 
 
@@ -157,16 +163,12 @@ def test_a_start_as_old_as_the_bound_is_forgotten_in_either_storage(redis_starte
     assert started.members("k") == ["new"]
 
 
-def test_on_redis_the_count_is_shared_by_every_process(write_config: WriteConfig) -> None:
+def test_on_redis_the_count_is_shared_by_every_process(write_config: WriteConfig, redis_started: Any) -> None:
     """Two apps (two processes) on one Redis: a cap of one counts both apps' starts."""
-    redis = fakeredis.FakeRedis(decode_responses=True)
-    apps = [limited_app(write_config, eager=False, unfinished_tasks=1) for _ in range(2)]
-    for app in apps:
-        app.extensions["started_tasks"] = started = limits._RedisStarted("redis://", {})
-        started._client = redis
+    apps = [on_redis(limited_app(write_config, eager=False, unfinished_tasks=1)) for _ in range(2)]
     assert apps[0].test_client().post("/task/").status_code == 202
     assert apps[1].test_client().post("/task/").status_code == 429
-    assert len(redis.keys("started-tasks:*")) == 1
+    assert len(fakeredis.FakeRedis(server=redis_started).keys("started-tasks:*")) == 1
 
 
 def test_a_limits_redis_out_of_reach_is_503_json_and_queues_nothing(
@@ -208,6 +210,33 @@ def test_the_result_backends_redis_out_of_reach_is_named_so(
     assert [record.getMessage() for record in caplog.records if record.name == "app.web.limits"] == [
         "result backend unreachable: ConnectionError"
     ]
+
+
+def test_the_counts_redis_out_of_reach_is_the_limits_storages_503(
+    write_config: WriteConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The rate counted in memory, the unfinished tasks in a Redis that refuses: 503 naming the limits storage."""
+    app = limited_app(write_config, eager=False)
+    app.extensions["started_tasks"] = limits._RedisStarted("redis://127.0.0.1:1/0", {"socket_connect_timeout": 1})
+    response = app.test_client().post("/task/")
+    assert (response.status_code, response.json["error"]["message"]) == (
+        503,
+        "The limits storage is unreachable; try again later.",
+    )
+    assert "limits storage unreachable: ConnectionError" in caplog.text
+
+
+def test_a_redis_error_elsewhere_is_not_the_limits_to_name(
+    write_config: WriteConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A Redis error outside the limits' own calls (a view's bug, another client) stays a 500: no limits storage 503."""
+    app = limited_app(write_config, storage_url="redis://127.0.0.1:1/0")
+    broken = Blueprint("broken", __name__)
+    broken.get("/raises")(lambda: (_ for _ in ()).throw(redis.exceptions.ConnectionError("elsewhere")))
+    app.register_blueprint(broken)
+    response = app.test_client().get("/raises")
+    assert (response.status_code, response.json["error"]["name"]) == (500, "Internal Server Error")
+    assert "unreachable" not in caplog.text
 
 
 def test_a_finished_task_is_let_go_only_when_the_cap_is_reached(write_config: WriteConfig) -> None:

@@ -18,7 +18,8 @@ from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from app import create_app
-from tests.unit.conftest import IN_MEMORY_CONFIG, WriteConfig
+from app.web.auth import owner_record
+from tests.unit.conftest import IN_MEMORY_CONFIG, TOKENS, TokenClient, WriteConfig
 
 NOT_FINAL = [states.PENDING, states.STARTED, "PROGRESS", states.RETRY]
 
@@ -29,9 +30,9 @@ def redis() -> Redis:
     return fakeredis.FakeRedis()
 
 
-def app_on(redis: Redis, write_config: WriteConfig, **celery: object) -> Flask:
+def app_on(redis: Redis, write_config: WriteConfig, tokens: object = None, **celery: object) -> Flask:
     write_config({**IN_MEMORY_CONFIG, "celery": {**IN_MEMORY_CONFIG["celery"], "result_backend": "redis://", **celery}})
-    app = create_app()
+    app = create_app({"AUTH_TOKENS": tokens})  # None: without authentication
     app.extensions["celery"].backend.client = redis
     return app
 
@@ -82,15 +83,40 @@ def test_a_finished_result_is_never_overwritten(redis: Redis, write_config: Writ
     assert backend.get_task_meta("task-1")["status"] == final
 
 
+@pytest.mark.parametrize("tokens", [None, TOKENS["AUTH_TOKENS"]], ids=["anonymous", "client"])
 def test_post_records_the_id_in_one_round_trip(
-    redis: Redis, write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch
+    redis: Redis, write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch, tokens: dict[str, bytes] | None
 ) -> None:
-    """POST /task/: the PENDING record is one write (the Lua script, by its SHA1), not Celery's read then write."""
-    client = app_on(redis, write_config).test_client()
+    """POST /task/: the PENDING record, and its owner's beside it, are one write (the Lua script, by its SHA1)."""
+    app = app_on(redis, write_config, tokens)
+    app.test_client_class = TokenClient
+    client = app.test_client()
     assert client.post("/task/").status_code == 202  # the first write loads the script
     sent = recording(redis, monkeypatch)
-    assert client.post("/task/").status_code == 202
+    task_id = client.post("/task/").json["task_id"]
     assert Counter(sent) == {"EVALSHA": 1}
+    assert client.get(f"/task/{task_id}").json["state"] == states.PENDING  # its owner's: a client's own task
+    assert redis.exists(app.extensions["celery"].backend.get_key_for_task(owner_record(task_id))) == bool(tokens)
+
+
+def test_records_beside_take_the_records_expiry_and_stay_out_beside_one_that_stays(
+    redis: Redis, write_config: WriteConfig
+) -> None:
+    """Each record beside is stored as SUCCESS and expires with the record; beside a final record nothing is written."""
+    backend = backend_on(redis, write_config, result_expires=60)
+    backend.store_result("task-1", None, states.PENDING, beside={"task-1.owner": "billing"})
+    assert json.loads(redis.get(backend.get_key_for_task("task-1.owner"))) == {
+        "status": states.SUCCESS,
+        "result": "billing",
+        "task_id": "task-1.owner",
+    }
+    assert redis.pttl(backend.get_key_for_task("task-1.owner")) in range(59_000, 60_001)
+    backend.store_result("task-2", "done", states.SUCCESS)
+    backend.store_result("task-2", None, states.PENDING, beside={"task-2.owner": "billing"})
+    assert (backend.get_task_meta("task-2")["status"], redis.exists(backend.get_key_for_task("task-2.owner"))) == (
+        states.SUCCESS,
+        0,
+    )
 
 
 def test_the_script_is_loaded_again_when_redis_forgot_it(

@@ -50,7 +50,8 @@ d94c0e52cda419de2cd7a3d691079cc3161ea0cfa251fa86e0c45ae3163ee29b  fixes/kombu_po
 b57f055d07759c08946b1d102ca19055f7b935fd652e2da9f835bd3813649b81  fixes/kombu_poll.py celery.worker.worker:WorkController.setup_instance
 bdb21bba911d22b72fa792823e2c4a2c06ef2fab97aaf704c46894a2cf1f6091  fixes/kombu_poll.py celery.worker.consumer.consumer:Consumer.call_soon_ack
 # redis_results.py replaces on_task_call (subscribes as it sends), _store_result (reads, then writes) and _set
-# (SETEX or SET, then PUBLISH); its writes go through set (size check, retries) and mirror _set_with_state;
+# (SETEX or SET, then PUBLISH); its task writes do what set does (size check, then ensure: retries), others go
+# through set; they mirror _set_with_state;
 # AsyncResult.get() still subscribes when it starts to wait (_add_pending_result).
 3aefd80e320b7a134ee7b5bf08dd60f5126c3347d715d132f560c3b8fb720a07  fixes/redis_results.py celery.backends.redis:RedisBackend.on_task_call
 f43059ebe446d43d25b6c4cca6d4daa53da6ec086d897b46482b9584e8c070d3  fixes/redis_results.py celery.backends.base:BaseKeyValueStoreBackend._store_result
