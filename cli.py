@@ -1,4 +1,4 @@
-"""Run the web app on Flask's development server (for production: gunicorn, docs/operations.md).
+"""Run the web app on Flask's development server (for production: gunicorn, the template's docs/operations.md).
 
 python cli.py [--config FILE] [--host 127.0.0.1] [--port PORT] [--internal-port PORT] [--debug] [--worker]
 python cli.py new-token CLIENT    (a new token, and its line for the config's auth.tokens)

@@ -1,6 +1,6 @@
 """The task API and its page: `POST /task/` starts the sample task; `GET`, `DELETE /task/<id>` serve every task.
 
-Expose a task of your own with one line: ``expose(bp, "/invoices/", render_invoice)``.
+Expose a task of your own with two lines: its import and ``expose(bp, "/invoices/", render_invoice)``.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ waited for a confirm, then for Close-Oks, until the alarm cleared. Here the conn
 dropped and the wait ends with ``BrokerBlocked``, which kombu does not retry (a new connection
 would be blocked too). RabbitMQ still queues the publish it blocked on once the alarm clears:
 celery_app.FlaskTask stores such a refused task REVOKED. Delete once kombu handles a blocked
-connection (docs/upstream.md).
+connection (the template's docs/upstream.md).
 """
 
 from __future__ import annotations

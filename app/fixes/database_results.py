@@ -4,7 +4,7 @@ Celery retries its first ``create_all`` 10 times on any ``DatabaseError``, for p
 creating the tables at once; an unreachable database raises one too, and each call held its
 503 for seconds. Here the first call connects once before. The backend also moves a task's
 state only forward (final_states.py), on the row Celery has locked. CELERY_DEFAULTS selects
-it for ``db+`` URLs. Delete once Celery retries only the race (docs/upstream.md).
+it for ``db+`` URLs. Delete once Celery retries only the race (the template's docs/upstream.md).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Celery's ``FilesystemBackend.set`` empties a record, then writes it: a reader in between
 (``GET`` while the task reports progress) sees no record (404). CELERY_DEFAULTS selects this
-class for ``file://``. Delete once Celery writes a record whole (docs/upstream.md).
+class for ``file://``. Delete once Celery writes a record whole (the template's docs/upstream.md).
 """
 
 from __future__ import annotations

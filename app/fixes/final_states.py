@@ -5,7 +5,7 @@ PROGRESS; every message sent records PENDING first) and Celery keeps only a SUCC
 backend the factory selects checks and writes in one step: Redis in Lua (redis_results.py),
 a database under the row's lock, the file backend under a lock file, the cache backend here
 under a process lock (enough for the in-memory cache). Delete once Celery keeps every final
-state (docs/upstream.md, "a later write replaces a finished result").
+state (the template's docs/upstream.md, "a later write replaces a finished result").
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 ``Hub.call_soon`` from the loop's own thread does not wake it: a solo worker's late ack waited
 out the poll while RabbitMQ, at prefetch 1, sent nothing. Every poller a Hub creates polls
 with timeout 0 while callbacks wait. Delete once kombu checks ``_ready`` before polling
-(docs/upstream.md).
+(the template's docs/upstream.md).
 """
 
 from __future__ import annotations

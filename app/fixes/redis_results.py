@@ -4,7 +4,7 @@ Each write is one Lua script that checks the stored state (final_states.py) and 
 one round trip. The same backend keeps the run leases of app/tasking/runs.py. CELERY_DEFAULTS
 selects these classes for ``redis://``, ``rediss://`` and ``sentinel://``. Delete each part
 once Celery subscribes only when a caller waits, and keeps a FAILURE and a REVOKED as it keeps
-a SUCCESS, in one step (docs/upstream.md, "the Redis result backend subscribes", "a later write").
+a SUCCESS, in one step (the template's docs/upstream.md, "the Redis result backend subscribes", "a later write").
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ SUBSCRIBE, and a result stored in between is neither read nor received, so the c
 its whole timeout. A read finds every result stored before it: reading again after the first wait
 for messages (most often the one that brings the subscription's confirmation), then at most once
 a second, ends such a wait that soon. Delete once Celery reads the stored state only after Redis
-confirms the subscription (docs/upstream.md, "get() reads before Redis subscribes").
+confirms the subscription (the template's docs/upstream.md, "get() reads before Redis subscribes").
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """A worker's health check: 0 while its heartbeat file is fresh, 1 once it is older than --stale-after (10 s).
 
 The container's health check, run by path (``python3 -I app/observability/heartbeat_check.py``)
-so that only the standard library loads, not the ``app`` package with Flask and Celery (docs/benchmarks.md). A worker
-frozen, stuck holding its event loop or reconnecting stops touching the file (worker_health.py).
+so that only the standard library loads, not the ``app`` package with Flask and Celery
+(the template's docs/benchmarks.md). A worker frozen, stuck holding its event loop or
+reconnecting stops touching the file (worker_health.py).
 """
 
 from __future__ import annotations

@@ -94,8 +94,8 @@ _BROKER_KIND = {
 
 
 # Defaults for Celery's SQLAlchemy result backend (`db+<dialect>[+<driver>]://...`): a stalled
-# database answers 503 in about 2 s instead of holding requests for minutes (README,
-# "Reliability"). Merged like BROKER_DEFAULTS: the file's settings win, and its
+# database answers 503 in about 2 s instead of holding requests for minutes (the
+# template's docs/reliability.md). Merged like BROKER_DEFAULTS: the file's settings win, and its
 # database_engine_options (and their connect_args) are merged into these key by key.
 DATABASE_BACKEND_DEFAULTS: dict[str, Any] = {
     # Celery retries each call of this backend alone 3 more times (kept from its old

@@ -1,4 +1,4 @@
-"""Who may call and how much: ``auth``, ``limits``, ``internal_port``, and ``secret_key`` (docs/security.md)."""
+"""Who may call, how much: ``auth``, ``limits``, ``internal_port``, ``secret_key`` (the template's docs/security.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Message signing (``task_serializer: auth``, docs/security.md), checked at startup as Celery does not.
+"""Message signing (``task_serializer: auth``, the template's docs/security.md), checked at startup as Celery does not.
 
 Celery reads the key and certificates in ``setup_security()`` (a missing file: a traceback),
 never checks that the store verifies them (a mismatch: every worker drops every message),

@@ -4,7 +4,7 @@ Messages come at least once (late acks, a client's retry after a 503). Before a 
 process that runs it (not the consumer's event loop, which must not wait on the backend): a
 stored final state drops the message; on Redis the run takes a lease that expires unless
 renewed, and a duplicate is sent again for when the lease would lapse (a dead run's does).
-With the result backend out of reach the task runs, as with plain Celery (docs/reliability.md).
+With the result backend out of reach the task runs, as with plain Celery (the template's docs/reliability.md).
 """
 
 from __future__ import annotations
