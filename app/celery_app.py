@@ -26,6 +26,7 @@ def celery_init_app(app: Flask) -> Celery:
 
     class FlaskTask(Task):  # type: ignore[misc]
         Request = RequestWithId
+        Strategy = "app.fixes.malformed_messages:strategy"
         # STARTED is stored by only_run() once it knows this run goes ahead, as
         # task_track_started says: Celery's tracer would store it before, over another run's.
         track_started = False

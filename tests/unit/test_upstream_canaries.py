@@ -67,6 +67,11 @@ b7fd23cc08c3cf2ef036239563e3c0f075792106f70dc62b63f6cac218112bff  fixes/redis_wa
 860a23c8135465a911442d0a5be246c9030e1a07e2cd84c1ed0f072c95d1d0f9  fixes/redis_waits.py  celery.backends.redis:ResultConsumer.on_wait_for_pending
 40717fd9ddbfac3d4cb4e648963d08039cc688a264507821a227e1c80e0e3707  fixes/redis_waits.py  celery.backends.redis:ResultConsumer.drain_events
 b6f9ae001f2e7d16e2df22fe7adaedebbb10e760c215e3220e6f4f50ab2ff33c  fixes/redis_waits.py  celery.backends.redis:ResultConsumer._consume_from
+# fixes/malformed_messages.py wraps the default strategy's handler: the consumer rejects InvalidTaskError from it
+# and stops the worker on anything else; the strategy and Request.__init__ unpack the body into three.
+3107b2ffefc9347f326bfa66599a5a1ea1813b15f98dd257ee5d57964c0c4e4c  fixes/malformed_messages.py celery.worker.consumer.consumer:Consumer.create_task_handler
+7d90575ada5eb1dc30982842b3fc836dbca2cf0b801594ad6d5e1b9e2836dd63  fixes/malformed_messages.py celery.worker.strategy:default
+ba563d6610efd1434df4f90866908f7c64db0b916e254071600ee8de131afddb  fixes/malformed_messages.py celery.worker.request:Request.__init__
 # fixes/final_states.py: the cache backend's set is replaced under a lock; the database backend's _store_result
 # locks an existing row and hands it to _update_result, where a state that is to stay is kept.
 9f8da41fcee674917c4b6cf3359745a7e64e20d8f1129cb3544654fb7274faf0  fixes/final_states.py celery.backends.cache:CacheBackend.set
