@@ -29,7 +29,8 @@ from app.web.auth import new_token
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    epilog = "python cli.py new-token CLIENT prints a new token, and its line for the config's auth.tokens."
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=epilog)
     parser.add_argument("--config", help="config file (default: $FLASK_CONFIG, else ./secrets/api-config.yaml)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     parser.add_argument("--port", type=int, help="port to bind (default: the config file's `port`)")

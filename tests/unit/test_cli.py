@@ -292,3 +292,10 @@ def test_new_token_refuses_a_name_the_config_would_refuse(capsys: pytest.Capture
         2,
         "error: a client's name is 1 to 64 letters, digits, '.', '_' or '-'\n",
     )
+
+
+def test_the_help_names_the_token_command(capsys: pytest.CaptureFixture[str]) -> None:
+    """`python cli.py --help` shows the one command it would not list otherwise: new-token."""
+    with pytest.raises(SystemExit):
+        cli.parse_args(["--help"])
+    assert "python cli.py new-token CLIENT" in capsys.readouterr().out
