@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import io
 import json
 import math
 from pathlib import Path
@@ -410,6 +411,16 @@ def test_bad_config_names_file_and_key(
     assert (caught.value.source, caught.value.key, caught.value.reason) == (str(path), key, reason)
     where = f", key '{key}'" if key else ""
     assert str(caught.value) == f"config error in {path}{where}: {reason}"
+
+
+def test_a_file_is_read_as_utf_8_whatever_the_locale(
+    write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A secret key with accents reads the same where the locale's encoding, open()'s default, is Latin-1."""
+    path = write_config()
+    path.write_text(path.read_text(encoding="utf-8").replace("unit-test-secret", "clé-secrète"), encoding="utf-8")
+    monkeypatch.setattr(io, "text_encoding", lambda encoding, stacklevel=2: encoding or "latin-1")
+    assert load_config({"FLASK_CONFIG": str(path)})["SECRET_KEY"] == "clé-secrète"
 
 
 def test_directory_instead_of_file_is_a_config_error(tmp_path: Path) -> None:

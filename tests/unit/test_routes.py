@@ -8,9 +8,10 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
-from celery import Task
+from celery import Celery, Task
 from celery.app.task import Context
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from flask import Blueprint, Flask
@@ -190,6 +191,47 @@ def chunked(size: int) -> dict[str, object]:
         "headers": {"Transfer-Encoding": "chunked"},
         "environ_overrides": {"wsgi.input_terminated": True},  # as gunicorn and Werkzeug's server set it
     }
+
+
+def test_a_body_of_known_length_is_read_no_further(client: FlaskClient) -> None:
+    """The largest body taken, its length given: nothing past it is read, even at the limit.
+
+    On a kept-alive connection (Werkzeug's server, cli.py) what follows is the client's next
+    request: a read there would wait for it, or take its first bytes for more body (413).
+    """
+    largest = b"{}" + b" " * (16 * 1024 - 2)
+    connection = io.BytesIO(largest + b"GET /healthz HTTP/1.1\r\n")
+    known_length = {"CONTENT_LENGTH": str(len(largest))}  # the test client would count the whole stream
+    response = client.post(
+        "/task/", input_stream=connection, content_type="application/json", environ_overrides=known_length
+    )
+    assert (response.status_code, connection.read()) == (202, b"GET /healthz HTTP/1.1\r\n")
+
+
+class EndlessBody(io.RawIOBase):
+    """A chunked body that never ends: read to its end, it would hold the request, and fill its memory, forever."""
+
+    def readable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return 0  # the test client measures a stream's length: none known here
+
+    def readinto(self, buffer: Any) -> int:
+        buffer[:] = b" " * len(buffer)
+        return len(buffer)
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            raise AssertionError("read to the end of an endless body")
+        return super().read(size)
+
+
+def test_an_endless_chunked_body_is_refused_without_reading_it_all(client: FlaskClient) -> None:
+    """Past the limit a body of unknown length is 413 once one more byte came: the rest is never waited for."""
+    body = {key: value for key, value in chunked(1).items() if key != "input_stream"}
+    response = client.post("/task/", input_stream=EndlessBody(), **body)
+    assert (response.status_code, response.json["error"]["name"]) == (413, "Request Entity Too Large")
 
 
 def rewind(body: dict[str, object]) -> None:
@@ -397,6 +439,17 @@ def test_an_exposed_tasks_operation_is_named_after_the_task(client: FlaskClient)
     operation = client.get("/openapi.json").json["paths"]["/task/"]["post"]
     named = (operation["operationId"], operation["summary"])
     assert named == ("tasks.start_sample_task", f"Start {tasks.sample_task.name}")
+
+
+def test_a_task_named_without_a_module_is_exposed_under_its_whole_name(write_config: WriteConfig) -> None:
+    """A task given a name of its own without a dot (``@shared_task(name="render")``): its endpoint is start_render."""
+
+    def render_invoice() -> None:
+        """Nothing: only its name counts here."""
+
+    render = Celery(set_as_current=False).task(name="render", shared=False)(render_invoice)
+    app = app_exposing(write_config, "/render/", render)
+    assert [rule.endpoint for rule in app.url_map.iter_rules() if rule.rule == "/render/"] == ["render.start_render"]
 
 
 @pytest.mark.parametrize(
