@@ -5,15 +5,18 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from celery.concurrency.prefork import TaskPool as PreforkPool
-from celery.signals import worker_init
+from celery.signals import task_revoked, worker_init, worker_ready
 from flask.testing import FlaskClient
 from kombu.exceptions import OperationalError
+from prometheus_client import REGISTRY
 
 from app import create_app
+from app.observability import metrics
 from app.tasks import sample_task
 from tests import ROOT
 from tests.metrics import moved, scrape
@@ -137,3 +140,45 @@ def test_a_worker_without_a_metrics_port_needs_no_multiprocess_folder(monkeypatc
     monkeypatch.delenv("WORKER_METRICS_PORT", raising=False)
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
     worker_init.send(sender=StartingWorker("prefork"))
+
+
+@pytest.mark.parametrize(
+    ("environment", "served"),
+    [
+        ({}, []),
+        ({"WORKER_METRICS_PORT": "9808"}, [(9808, "127.0.0.1", REGISTRY)]),
+        ({"WORKER_METRICS_PORT": "9808", "WORKER_METRICS_ADDRESS": "0.0.0.0"}, [(9808, "0.0.0.0", REGISTRY)]),
+    ],
+    ids=["no-port", "port-on-loopback", "port-on-the-given-address"],
+)
+def test_a_ready_worker_serves_its_metrics_where_the_environment_says(
+    monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], served: list[tuple[int, str, object]]
+) -> None:
+    """worker_ready: the metrics on WORKER_METRICS_PORT, on loopback unless WORKER_METRICS_ADDRESS; no port, none."""
+    for variable in ("WORKER_METRICS_PORT", "WORKER_METRICS_ADDRESS", "PROMETHEUS_MULTIPROC_DIR"):
+        monkeypatch.delenv(variable, raising=False)
+    for variable, value in environment.items():
+        monkeypatch.setenv(variable, value)
+    started: list[tuple[int, str, object]] = []
+    monkeypatch.setattr(
+        metrics, "start_http_server", lambda port, address, registry: started.append((port, address, registry))
+    )
+    worker_ready.send(sender=None)
+    assert started == served
+
+
+def test_a_task_cancelled_before_it_ran_is_counted_revoked(client: FlaskClient) -> None:
+    """task_revoked (a worker dropped its message): one more `celery_tasks_total{state="REVOKED"}`."""
+    before = scrape(client)
+    task_revoked.send(sender=sample_task, request=None, terminated=False, signum=None, expired=False)
+    assert moved(before, scrape(client), "celery_tasks_total", task=sample_task.name, state="REVOKED") == 1
+
+
+def test_a_run_is_timed_from_its_start_to_its_end(client: FlaskClient) -> None:
+    """The run time observed lies between 0 and the time the request that ran it (eagerly) took."""
+    before = scrape(client)
+    began = time.monotonic()
+    client.post("/task/")
+    took = time.monotonic() - began
+    observed = moved(before, scrape(client), "celery_task_run_seconds_sum", task=sample_task.name)
+    assert 0 <= observed <= took

@@ -13,15 +13,20 @@ from typing import Any
 import pytest
 from celery import Celery, Task
 from celery.app.task import Context
-from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
+from celery.exceptions import SoftTimeLimitExceeded, TaskRevokedError, TimeLimitExceeded
 from flask import Blueprint, Flask
 from flask.testing import FlaskClient
+from kombu.exceptions import OperationalError
+from pydantic import BaseModel
 
 from app import create_app, routes, tasks
 from app.tasking import ClientError, TransientError
 from app.web.task_api import expose, parameters_of
 from tests.tasks import counted_task, echoed_task, failing_task, flaky_task, summed_task
 from tests.unit.conftest import EAGER, IN_MEMORY_CONFIG, WriteConfig, owned
+
+# Nothing listens on port 1: connections are refused at once, without any server.
+REFUSING_BACKEND = "redis://127.0.0.1:1/0"
 
 
 def test_post_answers_202_with_id_state_and_location(client: FlaskClient) -> None:
@@ -144,6 +149,45 @@ def test_cancelling_tells_the_workers_to_stop_it(
     monkeypatch.setattr(control, "revoke", lambda task_id, **options: sent.append((task_id, options)))
     client.delete(f"/task/{task_id}")
     assert sent == [(task_id, {})]
+
+
+def test_a_cancelled_task_is_stored_as_cancelled(queued: tuple[FlaskClient, str]) -> None:
+    """What the record says of a cancel: a Celery client's get() raises TaskRevokedError('cancelled')."""
+    client, task_id = queued
+    client.delete(f"/task/{task_id}")
+    revoked = client.application.extensions["celery"].AsyncResult(task_id)
+    assert (revoked.state, repr(revoked.result)) == ("REVOKED", repr(TaskRevokedError("cancelled")))
+
+
+def test_cancelling_with_the_result_backend_down_is_503(
+    write_config: WriteConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """DELETE while the result backend refuses: 503 JSON naming it, and a log line saying so."""
+    write_config({**IN_MEMORY_CONFIG, "celery": {**IN_MEMORY_CONFIG["celery"], "result_backend": REFUSING_BACKEND}})
+    response = create_app().test_client().delete(f"/task/{uuid.uuid4()}")
+    assert (response.status_code, response.json["error"]["message"]) == (
+        503,
+        "The result backend is unreachable; try again later.",
+    )
+    assert "result backend unreachable" in [message.split(":")[0] for message in caplog.messages]
+
+
+def test_cancelling_with_the_broker_down_is_503_and_the_task_stays_cancelled(
+    queued: tuple[FlaskClient, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The workers cannot be told (the broker refuses): 503 naming the broker; REVOKED is stored already."""
+    client, task_id = queued
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OperationalError("broker unreachable")
+
+    monkeypatch.setattr(client.application.extensions["celery"].control, "revoke", refuse)
+    response = client.delete(f"/task/{task_id}")
+    assert (response.status_code, response.json["error"]["message"]) == (
+        503,
+        "The broker is unreachable; try again later.",
+    )
+    assert client.get(f"/task/{task_id}").json["state"] == "REVOKED"
 
 
 @pytest.mark.parametrize(
@@ -398,6 +442,41 @@ def test_openapi_description_covers_every_route(app: Flask, client: FlaskClient)
     assert described == served
 
 
+def test_one_apps_description_leaves_anothers_alone(app: Flask) -> None:
+    """An app exposing one more task describes it; an app described after it describes only its own tasks."""
+    extra = Blueprint("extra", __name__)
+    expose(extra, "/count/", counted_task)
+    app.register_blueprint(extra)
+    assert "/count/" in app.test_client().get("/openapi.json").json["paths"]
+    other = create_app({"CELERY": EAGER})
+    assert "/count/" not in other.test_client().get("/openapi.json").json["paths"]
+
+
+class InvoiceLine(BaseModel):
+    """A structure of a parameter's own: the description defines it once, among its components."""
+
+    item: str
+    quantity: int
+
+
+def render_invoice(lines: list[InvoiceLine]) -> None:
+    """A task body whose parameter is a list of such structures: only its signature counts here."""
+
+
+def test_a_parameters_own_structure_is_described_once_among_the_components(app: Flask) -> None:
+    """The operation's schema refers to it by $ref into components/schemas, where it is; it keeps no $defs."""
+    extra = Blueprint("extra", __name__)
+    expose(extra, "/invoices/", Celery(set_as_current=False).task(name="invoice", shared=False)(render_invoice))
+    app.register_blueprint(extra)
+    spec = app.test_client().get("/openapi.json").json
+    schema = spec["paths"]["/invoices/"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert ("$defs" in schema, schema["properties"]["lines"]["items"]) == (
+        False,
+        {"$ref": "#/components/schemas/InvoiceLine"},
+    )
+    assert spec["components"]["schemas"]["InvoiceLine"]["required"] == ["item", "quantity"]
+
+
 @pytest.mark.parametrize(
     ("failures", "status"), [("0.0", 202), ("0e3", 202), ("0.5", 400)], ids=["point-zero", "exponent", "fraction"]
 )
@@ -443,10 +522,6 @@ def test_an_exposed_tasks_operation_is_named_after_the_task(client: FlaskClient)
 
 def test_a_task_named_without_a_module_is_exposed_under_its_whole_name(write_config: WriteConfig) -> None:
     """A task given a name of its own without a dot (``@shared_task(name="render")``): its endpoint is start_render."""
-
-    def render_invoice() -> None:
-        """Nothing: only its name counts here."""
-
     render = Celery(set_as_current=False).task(name="render", shared=False)(render_invoice)
     app = app_exposing(write_config, "/render/", render)
     assert [rule.endpoint for rule in app.url_map.iter_rules() if rule.rule == "/render/"] == ["render.start_render"]
