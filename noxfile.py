@@ -133,7 +133,7 @@ def coverage(session: nox.Session) -> None:
 
 @nox.session
 def mutation(session: nox.Session) -> None:
-    """Mutation testing of app/ against the unit tier (mutmut, about 9 minutes on 2 cores); not in `tests`."""
+    """Mutation testing of app/ against the unit tier (mutmut; all of app/ takes hours: name modules)."""
     install(session)
     session.run("mutmut", "run", *session.posargs)
     session.run("mutmut", "results")
