@@ -74,8 +74,13 @@ def parameters_of(task: Task) -> type[BaseModel]:
     Made at a task's first request, then kept with the app: a model takes a millisecond to build.
     """
     models: dict[str, type[BaseModel]] = current_app.extensions.setdefault("task_parameters", {})
-    if (known := models.get(task.name)) is not None:
-        return known
+    if (known := models.get(task.name)) is None:
+        known = models[task.name] = signature_model(task, task.name)
+    return known
+
+
+def signature_model(task: Task, name: str) -> type[BaseModel]:
+    """The model named ``name`` of the task's keyword arguments, strict as JSON bodies are read; built anew."""
     hints = typing.get_type_hints(task.run, include_extras=True)
     fields: dict[str, Any] = {
         parameter.name: (
@@ -85,8 +90,7 @@ def parameters_of(task: Task) -> type[BaseModel]:
         for parameter in inspect.signature(task.run).parameters.values()
         if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
     }
-    model: type[BaseModel] = create_model(task.name, __config__=STRICT_JSON, **fields)
-    models[task.name] = model
+    model: type[BaseModel] = create_model(name, __config__=STRICT_JSON, **fields)
     return model
 
 
