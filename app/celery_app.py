@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -17,6 +18,7 @@ from app.settings.celery_defaults import celery_settings
 from app.tasking import TRANSIENT_ERRORS
 from app.tasking.runs import NO_RETRY, only_run
 from app.web.auth import owner_record
+from app.web.limits import Slot
 
 logger = logging.getLogger(__name__)
 
@@ -44,18 +46,33 @@ def celery_init_app(app: Flask) -> Celery:
             with app.app_context(), only_run(self):
                 return self.run(*args, **kwargs)
 
-        def apply_async(self, args: Any = None, kwargs: Any = None, task_id: str | None = None, **options: Any) -> Any:
+        def apply_async(
+            self,
+            args: Any = None,
+            kwargs: Any = None,
+            task_id: str | None = None,
+            slot: Slot | None = None,
+            **options: Any,
+        ) -> Any:
             """Record the id (PENDING) before sending: Celery says PENDING for any id; GET tells queued from unknown.
 
             Once, not retried: a stalled backend fails in one socket timeout. A message sent
             again (a retry, a held-back duplicate) leaves the run's state (app/fixes/final_states.py).
+            A ``slot`` among its client's started tasks (app/web/limits.py) is taken in the same call.
             """
             task_id = task_id or uuid()
             # Whose it is (app/web/auth.py), stored before it can be read: on Redis, in the id record's own call.
             owner = {owner_record(task_id): client} if (client := current_client()) is not None else {}
-            if owner and not isinstance(self.backend, PublisherRedisBackend):
-                self.backend.store_result(*owner.popitem(), states.SUCCESS, retry_policy=NO_RETRY)
-            self.backend.store_result(task_id, None, states.PENDING, retry_policy=NO_RETRY, beside=owner)
+            if isinstance(self.backend, PublisherRedisBackend):
+                record = functools.partial(self.backend.record_sent, task_id, owner)
+                if slot:
+                    slot.take(record)
+                else:
+                    record()
+            else:
+                if owner:
+                    self.backend.store_result(*owner.popitem(), states.SUCCESS, retry_policy=NO_RETRY)
+                self.backend.store_result(task_id, None, states.PENDING, retry_policy=NO_RETRY)
             try:
                 sent = super().apply_async(args, kwargs, task_id=task_id, **options)
             except OperationalError:

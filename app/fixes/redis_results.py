@@ -39,17 +39,31 @@ STATES = (
     "end\n"
 )
 SCRIPTS = {
-    # Celery's RedisBackend._set (SETEX, or SET when results never expire, then PUBLISH), unless the record stays;
-    # with it, any further keys (KEYS[2]...) set to their records (ARGV[3]...), as a task's owner beside its id.
+    # Celery's RedisBackend._set (SETEX, or SET when results never expire, then PUBLISH), unless the record stays,
+    # for KEYS[1..n] (n: ARGV[1]; ARGV[2]: seconds; ARGV[3..]: their records), as a task's owner beside its id.
+    # With a set KEYS[n+1] (a client's started tasks), the task id ARGV[n+3] is added to it first at ARGV[n+4],
+    # those up to ARGV[n+5] forgotten; past ARGV[n+6] (its cap) it is taken out and nothing is written.
+    # Answers how many the set keeps (0 without one; -1 if the record stays).
     "set_unless_final": STATES
     + """
-if not replaces(KEYS[1], ARGV[2]) then return 0 end
-for i, key in ipairs(KEYS) do
-    if tonumber(ARGV[1]) > 0 then redis.call('SETEX', key, ARGV[1], ARGV[i + 1])
-    else redis.call('SET', key, ARGV[i + 1]) end
+local n = tonumber(ARGV[1])
+if not replaces(KEYS[1], ARGV[3]) then return -1 end
+local kept = 0
+if KEYS[n + 1] then
+    redis.call('ZADD', KEYS[n + 1], ARGV[n + 4], ARGV[n + 3])
+    redis.call('ZREMRANGEBYSCORE', KEYS[n + 1], 0, ARGV[n + 5])
+    kept = redis.call('ZCARD', KEYS[n + 1])
+    if kept > tonumber(ARGV[n + 6]) then
+        redis.call('ZREM', KEYS[n + 1], ARGV[n + 3])
+        return kept
+    end
 end
-redis.call('PUBLISH', KEYS[1], ARGV[2])
-return 1
+for i = 1, n do
+    if tonumber(ARGV[2]) > 0 then redis.call('SETEX', KEYS[i], ARGV[2], ARGV[i + 2])
+    else redis.call('SET', KEYS[i], ARGV[i + 2]) end
+end
+redis.call('PUBLISH', KEYS[1], ARGV[3])
+return kept
 """,
     # A run's lease: -1 if the task's record is final, 0 once taken for ARGV[2] ms under the run's token
     # ARGV[1], else the milliseconds another run still holds it.
@@ -80,32 +94,49 @@ class PublisherRedisBackend(RedisBackend):  # type: ignore[misc]
     def _store_result(
         self, task_id: str, result: Any, state: str, traceback: Any = None, request: Any = None, **kwargs: Any
     ) -> Any:
-        """Celery's KeyValueStoreBackend._store_result without its read first; ``retry_policy`` bounds the retries.
+        """Celery's KeyValueStoreBackend._store_result without its read first; ``retry_policy`` bounds the retries."""
+        value = self._record(task_id, result, state, traceback, request)
+        expires = self.failure_expires if state == states.FAILURE else None
+        self.ensure(self._set, (self.get_key_for_task(task_id), value, expires), **(kwargs.get("retry_policy") or {}))
+        return result
 
-        Records ``beside`` it (id -> result, stored SUCCESS, no more) go in the same call: a task's owner.
+    def record_sent(self, task_id: str, beside: dict[str, str], slot: Any = None) -> int:
+        """Store a task sent as PENDING, with records ``beside`` it (id -> result, stored SUCCESS), in one call.
+
+        With a ``slot`` (app/web/limits.py: a client's started tasks, ``key``, at ``now``, those up
+        to ``forget_before`` forgotten, at most ``cap``) the task counts there in the same call:
+        how many are kept, or, past the cap, that many and the task uncounted, nothing written.
         """
+        records = {task_id: self._record(task_id, None, states.PENDING)}
+        records |= {
+            other: self.encode({"status": states.SUCCESS, "result": record, "task_id": other})
+            for other, record in beside.items()
+        }
+        keys = [self.get_key_for_task(other) for other in records]
+        args = [len(records), int(self.expires or 0), *records.values()]
+        if slot is not None:
+            keys.append(slot.key)
+            args += [task_id, slot.now, slot.forget_before, slot.cap]
+        return int(self._scripts["set_unless_final"](keys=keys, args=args))
+
+    def _record(self, task_id: str, result: Any, state: str, traceback: Any = None, request: Any = None) -> Any:
+        """A task's record as Celery's Redis backend stores it, refused if too large as Celery's set() refuses it."""
         meta = self._get_result_meta(result=result, state=state, traceback=traceback, request=request)
         meta["task_id"] = bytes_to_str(task_id)  # type: ignore[no-untyped-call]
-        value, expires = self.encode(meta), self.failure_expires if state == states.FAILURE else None
-        if isinstance(value, str) and len(value) > self._MAX_STR_VALUE_SIZE:  # as Celery's set()
+        value = self.encode(meta)
+        if isinstance(value, str) and len(value) > self._MAX_STR_VALUE_SIZE:
             raise BackendStoreError("value too large for Redis backend", state=state, task_id=task_id)
-        beside = {
-            self.get_key_for_task(other): self.encode({"status": states.SUCCESS, "result": record, "task_id": other})
-            for other, record in kwargs.get("beside", {}).items()
-        }
-        args = (self.get_key_for_task(task_id), value, expires, beside)
-        self.ensure(self._set, args, **(kwargs.get("retry_policy") or {}))
-        return result
+        return value
 
     @cached_property
     def _scripts(self) -> dict[str, Script]:
         # Sent by their SHA1 (EVALSHA), loaded once per Redis: not each script's text with every call.
         return {name: self.client.register_script(script) for name, script in SCRIPTS.items()}
 
-    def _set(self, key: bytes, value: bytes | str, expires: int | None = None, beside: Any = None) -> None:
+    def _set(self, key: bytes, value: bytes | str, expires: int | None = None) -> None:
         """Store ``value`` under ``key`` and tell waiters, unless the key holds a record that is to stay."""
-        seconds, beside = (self.expires if expires is None else expires), beside or {}
-        self._scripts["set_unless_final"](keys=[key, *beside], args=[int(seconds or 0), value, *beside.values()])
+        seconds = self.expires if expires is None else expires
+        self._scripts["set_unless_final"](keys=[key], args=[1, int(seconds or 0), value])
 
     def claim_run(self, task_id: str, token: str, seconds: float) -> float | None:
         """Take ``task_id``'s run lease for ``seconds``: 0; None if the task finished; else the seconds it is held."""

@@ -17,8 +17,9 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import NamedTuple
 
 import redis
 from celery import Celery, states
@@ -32,9 +33,11 @@ from app.observability.logs import current_client
 from app.observability.metrics import UNAVAILABLE
 
 logger = logging.getLogger(__name__)
-# A start added, those before ARGV[3] forgotten, how many are kept: one Redis call (EVALSHA), not a MULTI of three.
+# A start added, those up to ARGV[3] forgotten, how many are kept (past ARGV[4], the start taken out again):
+# one Redis call (EVALSHA), as app/fixes/redis_results.py counts it beside a task's id record.
 ADD = "redis.call('ZADD',KEYS[1],ARGV[2],ARGV[1]) redis.call('ZREMRANGEBYSCORE',KEYS[1],0,ARGV[3])"
-ADD += " return redis.call('ZCARD',KEYS[1])"
+ADD += " local n = redis.call('ZCARD',KEYS[1]) if n > tonumber(ARGV[4]) then redis.call('ZREM',KEYS[1],ARGV[1]) end"
+ADD += " return n"
 
 
 def init_app(app: Flask) -> None:
@@ -52,9 +55,14 @@ def init_app(app: Flask) -> None:
         application_limits_exempt_when=lambda: not _starts_a_task(),
         headers_enabled=False,  # X-RateLimit-* would read the window back each start; Retry-After: on the 429 alone
     )
-    app.extensions["started_tasks"] = _RedisStarted(url, timeouts) if url.startswith("redis") else _MemoryStarted()
     # Named as the client knows it: by default the limits count in the result backend's Redis.
-    name = "result backend" if url == app.config["CELERY"]["result_backend"] else "limits storage"
+    in_backend = url == app.config["CELERY"]["result_backend"]
+    name = "result backend" if in_backend else "limits storage"
+    if url.startswith("redis"):
+        beside = in_backend and hasattr(app.extensions["celery"].backend, "record_sent")
+        app.extensions["started_tasks"] = _RedisStarted(url, timeouts, beside)
+    else:
+        app.extensions["started_tasks"] = _MemoryStarted()
     app.register_error_handler(StorageError, functools.partial(_unavailable, name))
     app.register_error_handler(RateLimitExceeded, functools.partial(_retry_after, limiter))
 
@@ -72,24 +80,50 @@ def _retry_after(limiter: Limiter, error: RateLimitExceeded) -> ResponseReturnVa
     return current_app.handle_http_exception(TooManyRequests(error.description, retry_after=max(seconds, 1)))
 
 
+class Slot(NamedTuple):
+    """A start's place among its client's started tasks (``key``), kept from ``now`` unless past ``cap``."""
+
+    key: str
+    task_id: str
+    now: float
+    forget_before: float
+    cap: int
+
+    def take(self, count: Callable[[Slot], int]) -> None:
+        """Count the start (``count``: how many are kept with it; past the cap, it is not), or 429 at the cap.
+
+        Past the cap, the tasks the result backend says have finished are let go and it is counted again.
+        """
+        if count(self) > self.cap:
+            started, backend = current_app.extensions["started_tasks"], current_app.extensions["celery"].backend
+            ids = started.members(self.key)
+            ended = [task_id for task_id in ids if backend.get_state(task_id) in states.READY_STATES]
+            if ended:
+                started.remove(self.key, *ended)
+            if len(ids) - len(ended) >= self.cap or count(self) > self.cap:
+                cap = f"At most {self.cap} tasks of a client may be queued or running"
+                raise TooManyRequests(f"{cap}; try again once one ends.")
+
+
 @contextmanager
-def unfinished_slot(celery_app: Celery, task_id: str) -> Iterator[None]:
-    """Count the task among its client's unfinished ones inside, or 429 at the cap; uncounted if the body fails."""
-    started, key = current_app.extensions["started_tasks"], f"started-tasks:{_who()}"
-    cap: int = current_app.config["LIMITS"]["unfinished_tasks"]
+def unfinished_slot(celery_app: Celery, task_id: str) -> Iterator[Slot | None]:
+    """Count the task among its client's unfinished ones inside, or 429 at the cap; uncounted if the body fails.
+
+    Counted in the result backend's Redis, the slot is yielded instead, for the task's id record
+    to take in its own call (celery_app.FlaskTask): one Redis call a start fewer.
+    """
+    started, now = current_app.extensions["started_tasks"], time.time()
     # Kept as long as results are (result_expires; when those never expire, forever).
-    now = time.time()
-    if started.add(key, task_id, now, now - (celery_app.backend.prepare_expires(None, float) or now)) > cap:
-        ids = started.members(key)
-        ended = [i for i in ids if i != task_id and celery_app.backend.get_state(i) in states.READY_STATES]
-        over = len(ids) - len(ended) > cap
-        started.remove(key, *ended, *([task_id] if over else []))
-        if over:
-            raise TooManyRequests(f"At most {cap} tasks of a client may be queued or running; try again once one ends.")
+    forget_before = now - (celery_app.backend.prepare_expires(None, float) or now)
+    slot = Slot(
+        f"started-tasks:{_who()}", task_id, now, forget_before, current_app.config["LIMITS"]["unfinished_tasks"]
+    )
+    if not started.beside_id_records:
+        slot.take(started.add)
     try:
-        yield
+        yield slot if started.beside_id_records else None
     except BaseException:
-        started.remove(key, task_id)
+        started.remove(slot.key, task_id)
         raise
 
 
@@ -115,14 +149,15 @@ def _storage_errors() -> Iterator[None]:
 class _RedisStarted:
     """A client's started tasks in Redis: a sorted set, task id -> when it started."""
 
-    def __init__(self, url: str, timeouts: dict[str, str | int]) -> None:
+    def __init__(self, url: str, timeouts: dict[str, str | int], beside_id_records: bool = False) -> None:
         self._client = redis.Redis.from_url(url, decode_responses=True, **timeouts)
         self._add = self._client.register_script(ADD)
+        # The result backend's own Redis: a task's id record adds it, in the same call (Slot).
+        self.beside_id_records = beside_id_records
 
     @_storage_errors()
-    def add(self, key: str, task_id: str, now: float, forget_before: float) -> int:
-        """Add the task, forget those started before ``forget_before``; answer how many are kept."""
-        return int(self._add(keys=[key], args=[task_id, now, forget_before]))
+    def add(self, slot: Slot) -> int:
+        return int(self._add(keys=[slot.key], args=[slot.task_id, slot.now, slot.forget_before, slot.cap]))
 
     @_storage_errors()
     def members(self, key: str) -> list[str]:
@@ -136,17 +171,21 @@ class _RedisStarted:
 class _MemoryStarted:
     """The same in this process's memory."""
 
+    beside_id_records = False
+
     def __init__(self) -> None:
         self._keys: dict[str, dict[str, float]] = {}
         self._lock = threading.Lock()
 
-    def add(self, key: str, task_id: str, now: float, forget_before: float) -> int:
+    def add(self, slot: Slot) -> int:
         with self._lock:
-            ids = self._keys.setdefault(key, {})
-            ids[task_id] = now
-            for old in [i for i, at in ids.items() if at <= forget_before]:
+            ids = self._keys.setdefault(slot.key, {})
+            ids[slot.task_id] = slot.now
+            for old in [task_id for task_id, at in ids.items() if at <= slot.forget_before]:
                 del ids[old]
-            return len(ids)
+            if (kept := len(ids)) > slot.cap:
+                del ids[slot.task_id]
+            return kept
 
     def members(self, key: str) -> list[str]:
         with self._lock:

@@ -55,8 +55,8 @@ def start(task_name: str) -> tuple[dict[str, Any], int, dict[str, str]]:
 
     def send(task_id: str | None = None) -> str:
         task_id = task_id or uuid()
-        with unfinished_slot(celery_app, task_id):  # 429 past the client's cap (limits.py)
-            return str(task.apply_async(kwargs=kwargs, task_id=task_id, confirm_timeout=CONFIRM_TIMEOUT).id)
+        with unfinished_slot(celery_app, task_id) as slot:  # 429 past the client's cap (limits.py)
+            return str(task.apply_async(kwargs=kwargs, task_id=task_id, slot=slot, confirm_timeout=CONFIRM_TIMEOUT).id)
 
     # The id record is written first (celery_app.FlaskTask): if that fails, nothing is published.
     with (

@@ -127,3 +127,33 @@ def test_a_client_over_its_rate_gets_429s_while_another_is_served_and_nothing_ac
     assert {celery_app.AsyncResult(task_id).state for task_id in accepted} == {"SUCCESS"}
     record_property("flood", f"{dict(statuses)} in {seconds:.2f} s; calm 10 x 202; {len(accepted)} tasks all SUCCESS")
     print(f"flood: {dict(statuses)} in {seconds:.2f} s; calm: 10 x 202; {len(accepted)} accepted, all SUCCESS")
+
+
+def test_at_its_cap_a_client_gets_429_recorded_nowhere_until_one_of_its_tasks_ends(
+    write_config: WriteConfig, service_urls: Services
+) -> None:
+    """Counted beside the id records in the result backend's Redis: the third unfinished start is 429, no record kept.
+
+    Its queue has no worker: the two accepted stay queued until one is cancelled, which makes room.
+    """
+    capped = f"{RUN}-capped"
+    token, line = new_token(capped)
+    path = write_config(
+        "capped",
+        auth={"tokens": {capped: line.split(": ", 1)[1].strip('"')}},
+        limits={"start_rate": RATE, "unfinished_tasks": 2, "storage_url": service_urls.result_backend},
+    )
+    app = create_app_from(path)
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    with redis.Redis.from_url(service_urls.result_backend) as backend_redis:
+        try:
+            first, _ = (client.post("/task/").json["task_id"] for _ in range(2))
+            records = set(backend_redis.scan_iter(match=f"{RUN}:celery-task-meta-*"))
+            assert client.post("/task/").status_code == 429
+            assert set(backend_redis.scan_iter(match=f"{RUN}:celery-task-meta-*")) == records
+            assert client.delete(f"/task/{first}").status_code == 202
+            assert client.post("/task/").status_code == 202
+        finally:
+            backend_redis.delete(f"started-tasks:{capped}")
+            app.extensions["started_tasks"]._client.close()

@@ -8,7 +8,7 @@ from typing import Any
 import fakeredis
 import pytest
 import redis
-from celery import states
+from celery import Task, states
 from flask import Blueprint, Flask
 from flask.testing import FlaskClient
 from kombu.exceptions import OperationalError
@@ -21,11 +21,13 @@ from tests.tasks import counted_task
 from tests.unit.conftest import EAGER, IN_MEMORY_CONFIG, OTHER_TOKEN, TOKENS, TokenClient, WriteConfig
 
 
-def limited_app(write_config: WriteConfig, eager: bool = True, **settings: Any) -> Flask:
-    """An app authenticating CLIENT and OTHER_CLIENT, with these limits (the rest as the unit tier's)."""
+def limited_app(
+    write_config: WriteConfig, eager: bool = True, celery: dict[str, Any] | None = None, **settings: Any
+) -> Flask:
+    """An app authenticating CLIENT and OTHER_CLIENT, with these limits and Celery settings (the rest: the tier's)."""
     write_config({**IN_MEMORY_CONFIG, "limits": {**IN_MEMORY_CONFIG["limits"], **settings}})
     # Not eager: a queue of its own (the in-memory broker's queues are shared by the whole process).
-    app = create_app({"CELERY": EAGER if eager else {"task_default_queue": "limits"}, **TOKENS})
+    app = create_app({"CELERY": {**(EAGER if eager else {"task_default_queue": "limits"}), **(celery or {})}, **TOKENS})
     app.test_client_class = TokenClient
     return app
 
@@ -94,12 +96,18 @@ def test_without_authentication_each_address_has_its_own_count(write_config: Wri
     assert answers == [202, 202, 429]
 
 
-def test_a_start_the_broker_refuses_takes_no_place(write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("beside_id_records", [False, True], ids=["in memory", "beside the id records"])
+def test_a_start_the_broker_refuses_takes_no_place(
+    write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch, redis_started: Any, beside_id_records: bool
+) -> None:
     """A 503 leaves the client's count as it was: with a cap of one, the next start is accepted."""
-    app = limited_app(write_config, eager=False, unfinished_tasks=1)
-    client, task = app.test_client(), app.extensions["celery"].tasks["app.tasks.sample_task"]
+    app = limited_app(write_config, eager=False, unfinished_tasks=1, celery=redis_backend(beside_id_records))
+    if beside_id_records:
+        on_redis(app, redis_started, beside_id_records=True)
+    client = app.test_client()
     with monkeypatch.context() as patch:
-        patch.setattr(type(task), "apply_async", lambda *args, **kwargs: (_ for _ in ()).throw(OperationalError("x")))
+        # Refused as it is sent, after its id record (and its count beside it) was written.
+        patch.setattr(Task, "apply_async", lambda *args, **kwargs: (_ for _ in ()).throw(OperationalError("x")))
         assert client.post("/task/").status_code == 503
     assert client.post("/task/").status_code == 202
 
@@ -128,15 +136,29 @@ def redis_started(monkeypatch: pytest.MonkeyPatch) -> fakeredis.FakeServer:
     return server
 
 
-def on_redis(app: Flask) -> Flask:
-    """`app` with its unfinished tasks counted in Redis (its rate stays in memory)."""
-    app.extensions["started_tasks"] = limits._RedisStarted("redis://", {"socket_timeout": 2})
+def redis_backend(beside_id_records: bool) -> dict[str, Any]:
+    """The Celery settings of an app whose result backend is a Redis (the fake one, once on_redis() made it so)."""
+    return {"result_backend": "redis://"} if beside_id_records else {}
+
+
+def on_redis(app: Flask, server: fakeredis.FakeServer, beside_id_records: bool = False) -> Flask:
+    """`app` with its unfinished tasks counted in Redis (its rate stays in memory): its result backend's, or another."""
+    if beside_id_records:
+        app.extensions["celery"].backend.client = fakeredis.FakeRedis(server=server)
+    app.extensions["started_tasks"] = limits._RedisStarted("redis://", {"socket_timeout": 2}, beside_id_records)
     return app
 
 
-def test_on_redis_a_finished_task_makes_room_at_the_cap(write_config: WriteConfig, redis_started: Any) -> None:
+REDIS_COUNTS = {"another Redis": False, "the result backend's Redis": True}
+
+
+@pytest.mark.parametrize("beside_id_records", REDIS_COUNTS.values(), ids=REDIS_COUNTS)
+def test_on_redis_a_finished_task_makes_room_at_the_cap(
+    write_config: WriteConfig, redis_started: Any, beside_id_records: bool
+) -> None:
     """Counted in Redis as in memory: two unfinished allowed, the third refused; once one ended, a start is 202."""
-    app = on_redis(limited_app(write_config, eager=False, unfinished_tasks=2))
+    app = limited_app(write_config, eager=False, unfinished_tasks=2, celery=redis_backend(beside_id_records))
+    on_redis(app, redis_started, beside_id_records)
     client = app.test_client()
     first, _ = (client.post("/task/").json["task_id"] for _ in range(2))
     assert client.post("/task/").status_code == 429
@@ -145,11 +167,31 @@ def test_on_redis_a_finished_task_makes_room_at_the_cap(write_config: WriteConfi
     assert first not in app.extensions["started_tasks"].members("started-tasks:tester")
 
 
+def test_beside_the_id_records_a_start_is_one_redis_call_and_a_refused_one_records_nothing(
+    write_config: WriteConfig, redis_started: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In the result backend's Redis, a start is counted in its id record's call; one past the cap is not recorded."""
+    app = limited_app(write_config, eager=False, unfinished_tasks=2, celery=redis_backend(True))
+    client = on_redis(app, redis_started, beside_id_records=True).test_client()
+    assert client.post("/task/").status_code == 202  # the first write loads the script
+    sent: list[str] = []
+    send = redis.Redis.execute_command
+    monkeypatch.setattr(
+        redis.Redis, "execute_command", lambda *args, **kwargs: sent.append(args[1]) or send(*args, **kwargs)
+    )
+    assert client.post("/task/").status_code == 202
+    assert sent == ["EVALSHA"]
+    assert client.post("/task/").status_code == 429
+    records = fakeredis.FakeRedis(server=redis_started).keys("celery-task-meta-*")
+    assert len(records) == 4  # two tasks and their owners
+    assert len(app.extensions["started_tasks"].members("started-tasks:tester")) == 2
+
+
 @pytest.mark.parametrize("storage", ["memory", "redis"], ids=["memory", "redis"])
 def test_letting_go_a_task_no_longer_counted_changes_nothing(redis_started: Any, storage: str) -> None:
     """As Redis's ZREM: removing an id that is not kept (another request let it go) is no error, and keeps the rest."""
     started = limits._RedisStarted("redis://", {}) if storage == "redis" else limits._MemoryStarted()
-    started.add("k", "kept", 1.0, 0.0)
+    started.add(limits.Slot("k", "kept", 1.0, 0.0, 10))
     started.remove("k", "gone")
     assert started.members("k") == ["kept"]
 
@@ -158,14 +200,24 @@ def test_letting_go_a_task_no_longer_counted_changes_nothing(redis_started: Any,
 def test_a_start_as_old_as_the_bound_is_forgotten_in_either_storage(redis_started: Any, storage: str) -> None:
     """As Redis's ZREMRANGEBYSCORE, whose bounds are inclusive: a start at exactly `forget_before` goes."""
     started = limits._RedisStarted("redis://", {}) if storage == "redis" else limits._MemoryStarted()
-    started.add("k", "old", 5.0, 0.0)
-    assert started.add("k", "new", 10.0, 5.0) == 1
+    started.add(limits.Slot("k", "old", 5.0, 0.0, 10))
+    assert started.add(limits.Slot("k", "new", 10.0, 5.0, 10)) == 1
     assert started.members("k") == ["new"]
 
 
-def test_on_redis_the_count_is_shared_by_every_process(write_config: WriteConfig, redis_started: Any) -> None:
+@pytest.mark.parametrize("beside_id_records", REDIS_COUNTS.values(), ids=REDIS_COUNTS)
+def test_on_redis_the_count_is_shared_by_every_process(
+    write_config: WriteConfig, redis_started: Any, beside_id_records: bool
+) -> None:
     """Two apps (two processes) on one Redis: a cap of one counts both apps' starts."""
-    apps = [on_redis(limited_app(write_config, eager=False, unfinished_tasks=1)) for _ in range(2)]
+    apps = [
+        on_redis(
+            limited_app(write_config, eager=False, unfinished_tasks=1, celery=redis_backend(beside_id_records)),
+            redis_started,
+            beside_id_records,
+        )
+        for _ in range(2)
+    ]
     assert apps[0].test_client().post("/task/").status_code == 202
     assert apps[1].test_client().post("/task/").status_code == 429
     assert len(fakeredis.FakeRedis(server=redis_started).keys("started-tasks:*")) == 1

@@ -104,7 +104,7 @@ def test_records_beside_take_the_records_expiry_and_stay_out_beside_one_that_sta
 ) -> None:
     """Each record beside is stored as SUCCESS and expires with the record; beside a final record nothing is written."""
     backend = backend_on(redis, write_config, result_expires=60)
-    backend.store_result("task-1", None, states.PENDING, beside={"task-1.owner": "billing"})
+    backend.record_sent("task-1", {"task-1.owner": "billing"})
     assert json.loads(redis.get(backend.get_key_for_task("task-1.owner"))) == {
         "status": states.SUCCESS,
         "result": "billing",
@@ -112,11 +112,25 @@ def test_records_beside_take_the_records_expiry_and_stay_out_beside_one_that_sta
     }
     assert redis.pttl(backend.get_key_for_task("task-1.owner")) in range(59_000, 60_001)
     backend.store_result("task-2", "done", states.SUCCESS)
-    backend.store_result("task-2", None, states.PENDING, beside={"task-2.owner": "billing"})
+    assert backend.record_sent("task-2", {"task-2.owner": "billing"}) == -1
     assert (backend.get_task_meta("task-2")["status"], redis.exists(backend.get_key_for_task("task-2.owner"))) == (
         states.SUCCESS,
         0,
     )
+
+
+def test_a_start_counted_beside_its_record_is_written_only_within_its_cap(
+    redis: Redis, write_config: WriteConfig
+) -> None:
+    """With a slot the id joins its client's started tasks in one call: kept and recorded, or past the cap neither."""
+    backend = backend_on(redis, write_config)
+    slot = SimpleNamespace(key="started-tasks:billing", now=10.0, forget_before=5.0, cap=2)
+    redis.zadd(slot.key, {"old": 5.0, "running": 8.0})  # "old" started at forget_before: forgotten
+    assert backend.record_sent("task-1", {}, slot) == 2
+    assert backend.get_task_meta("task-1")["status"] == states.PENDING
+    assert backend.record_sent("task-2", {"task-2.owner": "billing"}, slot) == 3
+    assert redis.zrange(slot.key, 0, -1) == [b"running", b"task-1"]
+    assert not redis.exists(backend.get_key_for_task("task-2"), backend.get_key_for_task("task-2.owner"))
 
 
 def test_the_script_is_loaded_again_when_redis_forgot_it(
