@@ -18,7 +18,7 @@ from app.settings.celery_defaults import celery_settings
 from app.tasking import TRANSIENT_ERRORS
 from app.tasking.runs import NO_RETRY, only_run
 from app.web.auth import owner_record
-from app.web.limits import Slot
+from app.web.unfinished_tasks import Slot
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def celery_init_app(app: Flask) -> Celery:
 
             Once, not retried: a stalled backend fails in one socket timeout. A message sent
             again (a retry, a held-back duplicate) leaves the run's state (app/fixes/final_states.py).
-            A ``slot`` among its client's started tasks (app/web/limits.py) is taken in the same call.
+            A ``slot`` among its client's started tasks (app/web/unfinished_tasks.py) is taken in the same call.
             """
             task_id = task_id or uuid()
             # Whose it is (app/web/auth.py), stored before it can be read: on Redis, in the id record's own call.

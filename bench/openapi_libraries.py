@@ -194,7 +194,7 @@ def inside(rounds: int, posts: int) -> dict[str, Any]:
                 clients[name].post("/task/", json={"seconds": 0})
             found["cpu"][name].append(1e6 * (time.process_time() - started) / posts)
             apps[name].extensions["celery"].control.purge()  # the memory broker keeps what no worker takes
-            # limits.py's memory store walks every id it keeps (a day's) on each start: a cost that grows with the run.
+            # The memory store of unfinished_tasks.py walks every id it keeps on each start: a cost that grows.
             apps[name].extensions["started_tasks"] = type(apps[name].extensions["started_tasks"])()
     return found
 

@@ -103,7 +103,7 @@ class PublisherRedisBackend(RedisBackend):  # type: ignore[misc]
     def record_sent(self, task_id: str, beside: dict[str, str], slot: Any = None) -> int:
         """Store a task sent as PENDING, with records ``beside`` it (id -> result, stored SUCCESS), in one call.
 
-        With a ``slot`` (app/web/limits.py: a client's started tasks, ``key``, at ``now``, those up
+        With a ``slot`` (app/web/unfinished_tasks.py: a client's started tasks, ``key``, at ``now``, those up
         to ``forget_before`` forgotten, at most ``cap``) the task counts there in the same call:
         how many are kept, or, past the cap, that many and the task uncounted, nothing written.
         """

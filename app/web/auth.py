@@ -24,7 +24,7 @@ from flask import Flask, request
 from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import Unauthorized
 
-from app.observability.logs import CLIENT_ENVIRON_KEY
+from app.observability.logs import CLIENT_ENVIRON_KEY, current_client
 
 # Endpoints anyone may call: the probes, the API's description, the page and its script.
 # /metrics and the detailed /readyz answer only on the internal port (internal.py).
@@ -43,6 +43,11 @@ def new_token(client: str) -> tuple[str, str]:
     """A new random token for ``client``, and the line of ``auth.tokens`` that lets it in."""
     token = secrets.token_urlsafe(32)
     return token, f'{client}: "sha256:{hashlib.sha256(token.encode()).hexdigest()}"'
+
+
+def who() -> str:
+    """The client's name, else (without authentication) its address: whom the limits count."""
+    return current_client() or request.remote_addr or "-"
 
 
 def owner_record(task_id: str) -> str:

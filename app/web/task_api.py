@@ -7,7 +7,7 @@ keyword arguments, checked before anything is queued (400 naming the parameter),
 ``GET /openapi.json`` describes them. The POST answers 202 with the task id and its
 ``Location``, or 503 when the result backend or the broker is down (nothing queued); an
 ``Idempotency-Key`` makes a repeated POST answer the first one's task. Every exposed task
-takes its client's token (auth.py) and counts against its limits (limits.py).
+takes its client's token (auth.py) and counts against its limits (limits.py, unfinished_tasks.py).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from app.observability.metrics import PUBLISH_SECONDS
 from app.tasking import backend_errors
 from app.web.dependencies import CONFIRM_TIMEOUT, dependency
 from app.web.idempotency import parse_key, submit_once
-from app.web.limits import unfinished_slot
+from app.web.unfinished_tasks import unfinished_slot
 
 # JSON gives no NaN, no infinities, and no "5" for 5.
 STRICT_JSON = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
@@ -48,14 +48,19 @@ def _serve(state: BlueprintSetupState, rule: str, task: Task) -> None:
 
 def start(task_name: str) -> tuple[dict[str, Any], int, dict[str, str]]:
     """The view of every exposed task: queue it with the body's keyword arguments; 202, its id and Location."""
+    task = current_app.extensions["celery"].tasks[task_name]  # this app's, not the process's default app's
+    return accept(task_name, _validated(parameters_of(task)))
+
+
+def accept(task_name: str, kwargs: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
+    """Queue this app's task with ``kwargs`` (valid), once per Idempotency-Key: 202, its id and Location; 503, 429."""
     celery_app = current_app.extensions["celery"]
-    task = celery_app.tasks[task_name]  # this app's, not the process's default app's
-    kwargs = _validated(parameters_of(task))
+    task = celery_app.tasks[task_name]
     key = parse_key(request.headers["Idempotency-Key"]) if "Idempotency-Key" in request.headers else None
 
     def send(task_id: str | None = None) -> str:
         task_id = task_id or uuid()
-        with unfinished_slot(celery_app, task_id) as slot:  # 429 past the client's cap (limits.py)
+        with unfinished_slot(celery_app, task_id) as slot:  # 429 past the client's cap (unfinished_tasks.py)
             return str(task.apply_async(kwargs=kwargs, task_id=task_id, slot=slot, confirm_timeout=CONFIRM_TIMEOUT).id)
 
     # The id record is written first (celery_app.FlaskTask): if that fails, nothing is published.

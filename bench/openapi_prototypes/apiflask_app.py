@@ -11,8 +11,9 @@ from flask import Flask
 from pydantic import BaseModel
 
 from app.tasks import sample_task
+from app.web.task_api import accept
 from bench.openapi_prototypes import built_as, render_invoice, serve_spec
-from bench.openapi_prototypes.shared import accept, described
+from bench.openapi_prototypes.shared import described
 from bench.openapi_prototypes.signature import model_of
 
 
@@ -20,7 +21,7 @@ def expose(bp: APIBlueprint, rule: str, task: Task) -> None:
     """Serve ``POST rule`` on ``bp``: the library checks the body; start ``task`` with it."""
 
     def start(json_data: BaseModel) -> tuple[dict[str, Any], int, dict[str, str]]:
-        return accept(task, json_data.model_dump(exclude_unset=True))
+        return accept(task.name, json_data.model_dump(exclude_unset=True))
 
     start.__name__ = endpoint = f"start_{task.name.rsplit('.', 1)[-1]}"  # named, as Flask-Limiter needs
     start.task = task  # type: ignore[attr-defined]  # a task start, for limits.py

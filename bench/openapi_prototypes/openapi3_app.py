@@ -12,8 +12,9 @@ from flask_openapi3 import APIBlueprint, OpenAPI  # type: ignore[import-not-foun
 from pydantic import BaseModel, ValidationError
 
 from app.tasks import sample_task
+from app.web.task_api import accept
 from bench.openapi_prototypes import built_as, render_invoice, serve_spec
-from bench.openapi_prototypes.shared import accept, described
+from bench.openapi_prototypes.shared import described
 from bench.openapi_prototypes.signature import model_of
 
 
@@ -21,7 +22,7 @@ def expose(bp: APIBlueprint, rule: str, task: Task) -> None:
     """Serve ``POST rule`` on ``bp``: the library checks the body; start ``task`` with it."""
 
     def start(body: BaseModel) -> tuple[dict[str, Any], int, dict[str, str]]:
-        return accept(task, body.model_dump(exclude_unset=True))
+        return accept(task.name, body.model_dump(exclude_unset=True))
 
     start.__annotations__ = {"body": model_of(task)}  # what the library reads the model from
     start.__name__ = endpoint = f"start_{task.name.rsplit('.', 1)[-1]}"  # named, as Flask-Limiter needs

@@ -17,8 +17,9 @@ from werkzeug.wrappers import Response
 
 from app.tasks import sample_task
 from app.web.contract import http_error_as_json
+from app.web.task_api import accept
 from bench.openapi_prototypes import built_as, render_invoice, serve_spec
-from bench.openapi_prototypes.shared import accept, described
+from bench.openapi_prototypes.shared import described
 
 
 class SampleTask(Schema):  # type: ignore[misc]
@@ -43,7 +44,7 @@ def expose(bp: Blueprint, rule: str, task: Task, schema: type[Schema]) -> None:
     """Serve ``POST rule`` on ``bp``: the library checks the body against ``schema``; start ``task`` with it."""
 
     def start(kwargs: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
-        return accept(task, kwargs)
+        return accept(task.name, kwargs)
 
     start.__name__ = endpoint = f"start_{task.name.rsplit('.', 1)[-1]}"  # named, as Flask-Limiter needs
     start.task = task  # type: ignore[attr-defined]  # a task start, for limits.py

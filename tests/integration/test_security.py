@@ -1,4 +1,4 @@
-"""Who may start, see and cancel tasks, with a real broker, result backend and worker (app/web/auth.py, limits.py)."""
+"""Who may start, see and cancel tasks, with a real broker, result backend and worker (app/web/auth.py, limits)."""
 
 from __future__ import annotations
 

@@ -81,6 +81,24 @@ class TokenClient(FlaskClient):
         self.environ_base["HTTP_AUTHORIZATION"] = BEARER["Authorization"]
 
 
+def limited_app(
+    write_config: WriteConfig, eager: bool = True, celery: dict[str, Any] | None = None, **settings: Any
+) -> Flask:
+    """An app authenticating CLIENT and OTHER_CLIENT, with these limits and Celery settings (the rest: the tier's)."""
+    write_config({**IN_MEMORY_CONFIG, "limits": {**IN_MEMORY_CONFIG["limits"], **settings}})
+    # Not eager: a queue of its own (the in-memory broker's queues are shared by the whole process).
+    app = create_app({"CELERY": {**(EAGER if eager else {"task_default_queue": "limits"}), **(celery or {})}, **TOKENS})
+    app.test_client_class = TokenClient
+    return app
+
+
+def other_client(app: Flask) -> FlaskClient:
+    """A test client sending OTHER_CLIENT's token."""
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {OTHER_TOKEN}"
+    return client
+
+
 def owned(app: Flask, task_id: str, client: str = CLIENT) -> str:
     """Record `task_id` as `client`'s, as starting it through the API does; answers the id."""
     app.extensions["celery"].backend.store_result(owner_record(task_id), client, "SUCCESS")
