@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import secrets
 import uuid
 
 import pytest
@@ -76,6 +77,13 @@ def test_a_new_token_is_32_random_bytes_and_its_line_holds_only_its_digest() -> 
     assert len(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))) == 32
     assert token != again and "=" not in token
     assert line == f'billing: "sha256:{hashlib.sha256(token.encode()).hexdigest()}"'
+
+
+def test_a_new_token_is_32_bytes_whatever_python_s_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """new_token() asks for 32 bytes: `secrets`' default (32 today) "is subject to change at any time" (its docs)."""
+    monkeypatch.setattr(secrets, "DEFAULT_ENTROPY", 16)
+    token, _ = new_token("billing")
+    assert len(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))) == 32
 
 
 def test_any_exposed_task_takes_a_token(app: Flask, anonymous: FlaskClient, client: FlaskClient) -> None:

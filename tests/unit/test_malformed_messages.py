@@ -30,12 +30,12 @@ def deliver(handler: Callable[..., Any], payload: object) -> None:
     handler(message, None, Mock(), Mock(), [])
 
 
-def handler_of(app: Flask, strategy: Callable[..., Any] | None = None) -> Callable[..., Any]:
+def handler_of(app: Flask, strategy: Callable[..., Any] | None = None, **options: Any) -> Callable[..., Any]:
     """The sample task's message handler in a worker's consumer (a stand-in), by `strategy` or the task's own."""
     task = app.extensions["celery"].tasks[sample_task.name]
     consumer = MagicMock(name="consumer")
     if strategy is None:
-        handler: Callable[..., Any] = task.start_strategy(task.app, consumer)
+        handler: Callable[..., Any] = task.start_strategy(task.app, consumer, **options)
     else:
         handler = strategy(task, task.app, consumer)
     return handler
@@ -53,6 +53,27 @@ def test_a_well_formed_message_is_handled_as_celery_does(app: Flask) -> None:
     handler, callback = handler_of(app), Mock()
     message = TaskMessage(sample_task.name, args=(5,))
     handler(message, None, Mock(), Mock(), [callback])
+    (request,), _ = callback.call_args
+    assert (request.name, list(request.args)) == (sample_task.name, [5])
+
+
+def test_the_options_of_start_strategy_reach_celery_s_strategy(app: Flask) -> None:
+    """`Task.start_strategy(app, consumer, **options)` hands its options to the strategy: Celery's takes them.
+
+    The default strategy's `task_reserved` (one of its options, as `info` and `error` are) is called here with
+    each request the handler accepts, not Celery's worker state.
+    """
+    reserved = Mock()
+    handler = handler_of(app, task_reserved=reserved)
+    handler(TaskMessage(sample_task.name, args=(5,)), None, Mock(), Mock(), [])
+    (request,), _ = reserved.call_args
+    assert (request.name, list(request.args)) == (sample_task.name, [5])
+
+
+def test_the_handler_takes_its_arguments_by_name_as_celery_s_does(app: Flask) -> None:
+    """`body`, `ack`, `reject` and `callbacks` by name reach Celery's handler: the message is handled, not invalid."""
+    handler, callback = handler_of(app), Mock()
+    handler(TaskMessage(sample_task.name, args=(5,)), body=None, ack=Mock(), reject=Mock(), callbacks=[callback])
     (request,), _ = callback.call_args
     assert (request.name, list(request.args)) == (sample_task.name, [5])
 
