@@ -15,17 +15,13 @@ PROVEN = {"celery": "5.7.0", "kombu": "5.7.*", "amqp": "5.4.2"}
 
 def _warn_if_unproven() -> None:
     """One line when Celery, kombu or py-amqp is a release the workarounds were not proven on."""
-    installed = {package: metadata.version(package) for package in PROVEN}
-    unproven = [
-        f"{package} {installed[package]} (proven on {proven})"
+    unproven = ", ".join(
+        f"{package} {installed} (proven on {proven})"
         for package, proven in PROVEN.items()
-        if not fnmatch.fnmatchcase(installed[package], proven)
-    ]
+        if not fnmatch.fnmatchcase(installed := metadata.version(package), proven)
+    )
     if unproven:
-        logger.warning(
-            "not the upstream releases app/fixes/ was proven on: %s; see docs/upstream.md",
-            ", ".join(unproven),
-        )
+        logger.warning("not the upstream releases app/fixes/ was proven on: %s; see docs/upstream.md", unproven)
 
 
 # Once per process, though every create_app() calls it (a function of its own: mutmut mutates no decorated one).

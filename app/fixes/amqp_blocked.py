@@ -1,10 +1,8 @@
-"""A connection RabbitMQ blocks (a memory or disk alarm) fails at once instead of hanging.
+"""A connection RabbitMQ blocks (a memory or disk alarm) fails at once instead of hanging until the alarm clears.
 
-py-amqp passes ``connection.blocked`` only to a callback kombu never gives it, so a publish
-waited for a confirm, then for Close-Oks, until the alarm cleared. Here the connection is
-dropped and the wait ends with ``BrokerBlocked``, which kombu does not retry (a new connection
-would be blocked too). RabbitMQ still queues the publish it blocked on once the alarm clears:
-celery_app.FlaskTask stores such a refused task REVOKED. Delete once kombu handles a blocked
+py-amqp passes ``connection.blocked`` only to a callback kombu never gives it. Here the connection
+is dropped (closing it would wait for a Close-Ok) and the wait ends with ``BrokerBlocked``, which
+kombu does not retry (a new connection would be blocked too). Delete once kombu handles a blocked
 connection (the template's docs/upstream.md).
 """
 

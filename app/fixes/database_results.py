@@ -1,10 +1,8 @@
-"""Celery's database result backend, failing once, not 11 times, while the database is unreachable.
+"""Celery's database result backend, failing at once while the database is unreachable; states only forward.
 
-Celery retries its first ``create_all`` 10 times on any ``DatabaseError``, for processes
-creating the tables at once; an unreachable database raises one too, and each call held its
-503 for seconds. Here the first call connects once before. The backend also moves a task's
-state only forward (final_states.py), on the row Celery has locked. CELERY_DEFAULTS selects
-it for ``db+`` URLs. Delete once Celery retries only the race (the template's docs/upstream.md).
+Celery retries its first ``create_all`` on any ``DatabaseError``, for processes creating the
+tables at once; an unreachable database raises one too. Here the first call connects once
+before. Delete once Celery retries only the race (the template's docs/upstream.md).
 """
 
 from __future__ import annotations
@@ -21,16 +19,12 @@ class _ReachableFirstSessionManager(SessionManager):  # type: ignore[misc]
     def prepare_models(self, engine: Any) -> None:
         """Connect once, then let Celery create the tables (with its retries) if not done yet."""
         if not self.prepared:
-            with engine.connect():
-                pass
+            engine.connect().close()
         super().prepare_models(engine)
 
 
 class ReachableFirstDatabaseBackend(DatabaseBackend):  # type: ignore[misc]
-    """Celery's database backend whose first call fails at once when the database is unreachable.
-
-    And whose task states only move forward.
-    """
+    """Celery's database backend whose first call fails at once when the database is unreachable."""
 
     session_manager: SessionManager
 
@@ -39,6 +33,6 @@ class ReachableFirstDatabaseBackend(DatabaseBackend):  # type: ignore[misc]
         self.session_manager = _ReachableFirstSessionManager(engine_callback=self.session_manager.engine_callback)
 
     def _update_result(self, task: Any, result: Any, state: str, **kwargs: Any) -> None:
-        """Celery's write of a task's row (locked, if it exists), unless its state is to stay."""
+        """Celery's write of a task's row (locked, if it exists), unless its state is to stay (final_states.py)."""
         if replaces(task.status, state):
             super()._update_result(task, result, state, **kwargs)

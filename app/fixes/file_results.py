@@ -22,8 +22,7 @@ class WholeRecordFilesystemBackend(FilesystemBackend):  # type: ignore[misc]
 
     def set(self, key: Any, value: Any) -> None:
         path = self._filename(key)  # bytes, as Celery keeps its folder and keys
-        suffix = f".{uuid.uuid4().hex}.part"
-        written = path + (suffix.encode() if isinstance(path, bytes) else suffix)
+        written = path + f".{uuid.uuid4().hex}.part".encode()
         with self.open(self._filename(b".lock"), "ab") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # released as the file closes
             if not replaces(status(self.get(key)), status(value)):

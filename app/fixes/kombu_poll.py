@@ -1,10 +1,9 @@
 """Worker fix for kombu's event loop: never block in the poller while callbacks wait.
 
 ``Hub.create_loop`` polls with its full timeout without looking at ``Hub._ready`` again, and
-``Hub.call_soon`` from the loop's own thread does not wake it: a solo worker's late ack waited
-out the poll while RabbitMQ, at prefetch 1, sent nothing. Every poller a Hub creates polls
-with timeout 0 while callbacks wait. Delete once kombu checks ``_ready`` before polling
-(the template's docs/upstream.md).
+``Hub.call_soon`` from the loop's own thread does not wake it: a solo worker's late ack waits
+out the poll while RabbitMQ, at prefetch 1, sends nothing. Delete once kombu checks ``_ready``
+before polling (the template's docs/upstream.md).
 """
 
 from __future__ import annotations

@@ -1,12 +1,10 @@
 """Worker fix: a task message the worker cannot read is rejected as invalid, not fatal to the worker.
 
-Celery's consumer handles InvalidTaskError, ContentDisallowed and DecodeError from a task's
-strategy (it logs the message and rejects it); anything else stops the worker on an
-unrecoverable error. A body that is not ``[args, kwargs, embed]`` raises ValueError or
-TypeError there: JSON ``{}``, or raw bytes of ``application/data``, a content type kombu
-accepts whatever ``accept_content`` says. With late acks the message, never acknowledged,
-then stops every worker that takes it next. Delete once Celery's consumer rejects such a
-message by itself (docs/upstream.md).
+Celery's consumer rejects a message whose strategy raises InvalidTaskError; any other error stops
+the worker, such as the ValueError or TypeError of a body that is not ``[args, kwargs, embed]``
+(JSON ``{}``, raw ``application/data``). With late acks the message then stops every worker that
+takes it next. Delete once Celery's consumer rejects such a message by itself (the template's
+docs/upstream.md).
 """
 
 from __future__ import annotations

@@ -1,12 +1,11 @@
 """Celery's Redis result consumer, reading the stored state again while get() or join() waits.
 
-They subscribe to the result's channel on the pub/sub connection, then read the stored state on
-another connection. Nothing orders two connections' commands: Redis may run the read before the
-SUBSCRIBE, and a result stored in between is neither read nor received, so the caller waits out
-its whole timeout. A read finds every result stored before it: reading again after the first wait
-for messages (most often the one that brings the subscription's confirmation), then at most once
-a second, ends such a wait that soon. Delete once Celery reads the stored state only after Redis
-confirms the subscription (the template's docs/upstream.md, "get() reads before Redis subscribes").
+They subscribe on the pub/sub connection, then read the stored state on another: Redis may run
+the read before the SUBSCRIBE, and a result stored in between is neither read nor received (the
+caller waits out its whole timeout). Reading again after the first wait for messages (most often
+the subscription's confirmation), then at most once a second, ends such a wait that soon. Delete
+once Celery reads the stored state only after Redis confirms the subscription (the template's
+docs/upstream.md, "get() reads before Redis subscribes").
 """
 
 from __future__ import annotations
@@ -32,7 +31,6 @@ class RereadingResultConsumer(ResultConsumer):  # type: ignore[misc]
         on_message: Callable[[dict[str, Any]], None] | None = None,
         **kwargs: Any,
     ) -> Iterator[None]:
-        """Celery's wait, with the stored state read again after its first wait for messages, then each second."""
         due = time.monotonic()
 
         def read_again() -> None:

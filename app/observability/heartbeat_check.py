@@ -14,19 +14,14 @@ import sys
 import time
 from pathlib import Path
 
-DEFAULT_FILE = "/tmp/celery-worker-heartbeat"
-STALE_SECONDS = 10
-
 
 def heartbeat_file() -> Path:
-    """Where this worker's heartbeat is (WORKER_HEARTBEAT_FILE, else the default)."""
-    return Path(os.environ.get("WORKER_HEARTBEAT_FILE") or DEFAULT_FILE)
+    return Path(os.environ.get("WORKER_HEARTBEAT_FILE") or "/tmp/celery-worker-heartbeat")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """0 if the heartbeat is fresh; else 1, saying how old it is (or that there is none)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--stale-after", type=float, default=STALE_SECONDS, help="seconds (default: %(default)s)")
+    parser.add_argument("--stale-after", type=float, default=10, help="seconds (default: %(default)s)")
     args = parser.parse_args(argv)
     path = heartbeat_file()
     try:

@@ -9,6 +9,7 @@ others. Lines the worker logs about a task outside it ("received") name the task
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -40,14 +41,8 @@ def carried(header: str) -> str | None:
     return value
 
 
-def current_request_id() -> str | None:
-    """The id the running task was started for, else the one of the request being handled here."""
-    return carried("request_id")
-
-
-def current_client() -> str | None:
-    """The client the running task was started for, else the one of this request; None without authentication."""
-    return carried("client")
+current_request_id = functools.partial(carried, "request_id")
+current_client = functools.partial(carried, "client")  # None without authentication
 
 
 @before_task_publish.connect  # type: ignore[untyped-decorator]

@@ -31,7 +31,6 @@ _started: dict[str, float] = {}  # task id -> when it started running, in this p
 
 
 def init_app(app: Flask) -> None:
-    """Count `app`'s requests; serve the metrics at /metrics."""
     app.after_request(_count_request)
     app.register_blueprint(bp)
 
@@ -102,9 +101,7 @@ def _refuse_uncounted_worker_metrics(sender: Any, **_: Any) -> None:
     """Exit with one line (status 2): a prefork worker's tasks, counted in its pool processes, would read zero."""
     if not os.environ.get("WORKER_METRICS_PORT") or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         return
-    from celery.concurrency.prefork import TaskPool as PreforkPool  # the worker's, not the web's, to load
-
-    if issubclass(get_implementation(sender.pool_cls), PreforkPool):
+    if issubclass(get_implementation(sender.pool_cls), get_implementation("prefork")):
         reason = (
             "a prefork worker also needs PROMETHEUS_MULTIPROC_DIR (a folder its processes share, "
             "emptied before it starts): without it the port serves no task's counts"

@@ -1,8 +1,6 @@
-"""OpenTelemetry traces, when the config says ``opentelemetry: true``: one trace per request.
+"""OpenTelemetry traces if the config says ``opentelemetry: true``: a request, its tasks' publishes and runs, one trace.
 
-OpenTelemetry's Flask and Celery instrumentations (requirements-otel.txt) put a request, the
-publish of each task it starts and the task's run in one trace; off, nothing is imported.
-Where spans go is the SDK's business, set up before ``create_app()``.
+Off, nothing is imported (requirements-otel.txt). Where spans go is the SDK's business, set up before create_app().
 """
 
 from __future__ import annotations

@@ -19,9 +19,9 @@ class HeartbeatFile(bootsteps.StartStopStep):  # type: ignore[misc]
 
     # Started once the broker is connected: a worker that cannot reach it has no heartbeat.
     requires = ("celery.worker.consumer:Connection",)
+    entry: Any = None
 
     def __init__(self, consumer: Any, **kwargs: Any) -> None:
-        self.entry: Any = None
         self.path = heartbeat_file()  # the worker's, as it starts
         super().__init__(consumer, **kwargs)
 
@@ -32,6 +32,5 @@ class HeartbeatFile(bootsteps.StartStopStep):  # type: ignore[misc]
     def stop(self, consumer: Any) -> None:
         if self.entry is not None:
             self.entry.cancel()
-            self.entry = None
 
     shutdown = stop

@@ -36,40 +36,28 @@ def checkpoint(task: Task, progress: float | None = None) -> None:
     Call it from a bound task wherever stopping is safe: nothing kills a cancelled task.
     """
     try:
-        _stop_if_cancelled(task)
+        # The stored state counts: prefork and solo pools read no control message while a task
+        # runs. A cancel by Celery's own ``revoke`` alone is stored here.
+        if task.request.id in revoked_tasks or task.backend.get_state(task.request.id) == states.REVOKED:
+            task.backend.mark_as_revoked(task.request.id, "cancelled while running", request=task.request)
+            raise Ignore()  # nothing stored after: the state stays REVOKED
         if progress is not None:
             task.update_state(state=PROGRESS, meta={"progress": progress})
     except backend_errors(task.backend) as error:
         logger.warning("result backend unreachable (%s): progress not recorded, cancel not looked for", error)
 
 
-def _stop_if_cancelled(task: Task) -> None:
-    """Raise Ignore (nothing stored after) if the task was cancelled, leaving its state REVOKED.
-
-    The stored state counts: prefork and solo pools read no control message while a task
-    runs. A cancel by Celery's own ``revoke`` alone is stored here.
-    """
-    if task.request.id in revoked_tasks or task.backend.get_state(task.request.id) == states.REVOKED:
-        task.backend.mark_as_revoked(task.request.id, "cancelled while running", request=task.request)
-        raise Ignore()
-
-
 def backend_errors(backend: object) -> tuple[type[BaseException], ...]:
     """What a result backend raises when it cannot serve (Redis: down, OOM, read-only; a database: down)."""
     errors = (*getattr(backend, "connection_errors", ()), *getattr(backend, "channel_errors", ()), OSError)
-    # BackendError: a backend that retries (result_backend_always_retry) gave up.
-    errors += (BackendError, *_database_errors(backend))
+    errors += (BackendError,)  # a backend that retries (result_backend_always_retry) gave up
+    # A database out of reach (not a missing table: a bug, 500). Looked up, not imported: other
+    # processes never load SQLAlchemy.
+    database = sys.modules.get("celery.backends.database")
+    if database is not None and isinstance(backend, database.DatabaseBackend):
+        from sqlalchemy.exc import InterfaceError, OperationalError
+
+        errors += (OperationalError, InterfaceError)
     # kombu counts KeyError among Redis connection errors (for its own consumer); here it
     # would turn a bug in a view into "backend unreachable".
     return tuple(error for error in errors if error is not KeyError)
-
-
-def _database_errors(backend: object) -> tuple[type[BaseException], ...]:
-    """SQLAlchemy's errors for a database out of reach (not a missing table: a bug, 500), for a database backend."""
-    # Looked up, not imported: other processes never load SQLAlchemy.
-    database = sys.modules.get("celery.backends.database")
-    if database is None or not isinstance(backend, database.DatabaseBackend):
-        return ()
-    from sqlalchemy.exc import InterfaceError, OperationalError
-
-    return (OperationalError, InterfaceError)

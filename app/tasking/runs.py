@@ -34,8 +34,7 @@ logger = logging.getLogger(__name__)
 @contextmanager
 def only_run(task: Task) -> Iterator[None]:
     """Run the body as the task's only run, or raise Ignore (the message is acknowledged, nothing stored)."""
-    request = task.request
-    if request.called_directly or request.is_eager:  # no message: nothing was delivered twice
+    if task.request.called_directly or task.request.is_eager:  # no message: nothing was delivered twice
         yield
         return
     lease = None
