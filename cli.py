@@ -67,7 +67,8 @@ def print_new_token(client: str) -> None:
         raise SystemExit(2)
     token, line = new_token(client)
     print(f"token for {client} (give it to the client; it is shown once): {token}")
-    print(f"line for auth.tokens in the config:\n  {line}")
+    # As it sits in the config: the first client's line replaces `tokens: {}`, the next go beside it.
+    print(f"in the config (auth.tokens, beside the other clients' lines):\nauth:\n  tokens:\n    {line}")
 
 
 def serve_internal(app: Flask) -> BaseWSGIServer:
