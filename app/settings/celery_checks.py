@@ -1,10 +1,7 @@
-"""The file's ``celery`` section, checked against Celery's own table of settings.
+"""The file's ``celery`` section, checked against Celery's own table of settings (``celery.app.defaults``).
 
-Celery takes any key and any value until it uses them: a typo (``brokerurl``) silently
-falls back to a default, and ``worker_prefetch_multiplier: "lots"`` lets the web app
-start, then kills the worker with a traceback. ``celery.app.defaults`` declares every
-setting and its type, so both mistakes stop every process at startup instead, with one
-line naming the file and the key.
+Celery takes any key and any value until it uses them: a typo (``brokerurl``) silently falls back
+to a default, and ``worker_prefetch_multiplier: "lots"`` starts the web app, then kills the worker.
 """
 
 from __future__ import annotations
@@ -41,11 +38,9 @@ _ALSO_ACCEPTED: dict[str, tuple[type, ...]] = {
 
 
 def _accepted_types(name: str, option: Option) -> tuple[type, ...] | None:
-    """What a file may give for setting ``name``; None: anything.
+    """What a file may give for setting ``name``; None: anything, for Celery to check when it uses it.
 
-    Anything where Celery declares "any", and where it declares a type this table does not
-    know (a newer Celery's): Celery checks such a value when it uses it, as it would
-    without this check, rather than every process stopping on a setting nobody wrote.
+    Where Celery declares "any", or a type unknown here (a newer Celery's): no process stops on a setting nobody wrote.
     """
     kind = option.type if isinstance(option.type, str) else option.type.__name__
     if kind not in _ACCEPTED:
@@ -56,22 +51,12 @@ def _accepted_types(name: str, option: Option) -> tuple[type, ...] | None:
     return tuple(dict.fromkeys((*_ACCEPTED[kind], *own_default, *_ALSO_ACCEPTED.get(name, ()))))
 
 
-def _settings() -> dict[str, tuple[type, ...] | None]:
-    """Every setting a file may give, with what it may give for each.
-
-    Built at each check, not at import (a few hundred entries, once per process start):
-    what it is built from then stays in reach of the unit tests and of mutation testing.
-    """
-    settings = {name: _accepted_types(name, option) for name, option in flatten(NAMESPACES) if name.islower()}
-    # Read by Celery's loader and its result backends, but missing from its table.
-    settings["override_backends"] = (dict,)
-    settings["result_backend_thread_safe"] = (bool,)
-    return settings
-
-
 def check_celery_settings(path: Path, celery: Mapping[str, Any]) -> None:
     """Raise ConfigError for a setting Celery does not know, or a value of a type it cannot use."""
-    known = _settings()
+    # Built at each check, not at import: in reach of the unit tests and of mutation testing.
+    known = {name: _accepted_types(name, option) for name, option in flatten(NAMESPACES) if name.islower()}
+    # Read by Celery's loader and its result backends, but missing from its table.
+    known.update(override_backends=(dict,), result_backend_thread_safe=(bool,))
     for key, value in celery.items():
         if key not in known:
             raise ConfigError(path, f"celery.{key}", "unknown key (a typo?)")
@@ -79,9 +64,6 @@ def check_celery_settings(path: Path, celery: Mapping[str, Any]) -> None:
             continue
         # bool is an int in Python, but `worker_prefetch_multiplier: true` is a mistake.
         if not isinstance(value, accepted) or (isinstance(value, bool) and bool not in accepted):
-            # "a number" says "an integer" too.
-            names = [
-                TYPE_NAMES.get(kind, kind.__name__) for kind in accepted if kind is not int or float not in accepted
-            ]
-            expected = " or ".join(names)
+            # Every accepted type has a name; "a number" says "an integer" too.
+            expected = " or ".join(TYPE_NAMES[kind] for kind in accepted if kind is not int or float not in accepted)
             raise ConfigError(path, f"celery.{key}", f"expected {expected}, got {type_name(value)}")
