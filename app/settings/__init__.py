@@ -44,7 +44,7 @@ def load_config(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     _warn_if_readable_by_all(path, in_file)
     flask_settings = {key.upper(): value for key, value in settings.model_dump(exclude=set(SECURITY_KEYS)).items()}
     flask_settings["CELERY"] = local_folders(path, flask_settings["CELERY"])
-    flask_settings.update(security_settings(path, data, flask_settings["CELERY"], environ))
+    flask_settings.update(security_settings(path, settings, environ))
     return consistent(path, {"CONFIG_FILE": str(path), **flask_settings})
 
 

@@ -12,6 +12,7 @@ import yaml
 from limits import parse_many
 
 from app.settings.file import ConfigError, type_name
+from app.settings.keys import Settings
 
 # A client's name goes on log lines and into keys: nothing that could forge either.
 CLIENT_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -23,23 +24,21 @@ PUBLIC_SECRET_KEYS = frozenset({"my_secret_key"})
 LIMIT_DEFAULTS: dict[str, Any] = {"start_rate": "10/second", "unfinished_tasks": 100, "storage_url": None}
 
 
-def security_settings(
-    path: Path, data: dict[str, Any], celery: dict[str, Any], environ: Mapping[str, str]
-) -> dict[str, Any]:
+def security_settings(path: Path, settings: Settings, environ: Mapping[str, str]) -> dict[str, Any]:
     """The Flask settings of these keys, or ConfigError naming the key at fault."""
     # Optional: Flask's, for signed cookies and sessions, which nothing of the factory's uses.
-    secret_key = data.get("secret_key")
-    if "secret_key" in data and (not isinstance(secret_key, str) or not secret_key):
+    secret_key, given = settings.secret_key, settings.model_fields_set
+    if "secret_key" in given and (not isinstance(secret_key, str) or not secret_key):
         raise ConfigError(path, "secret_key", f"expected a non-empty string, got {type_name(secret_key)}")
     # FLASK_DEBUG as Flask reads it (flask.helpers.get_debug_flag).
     if secret_key in PUBLIC_SECRET_KEYS and environ.get("FLASK_DEBUG", "").lower() in ("", "0", "false", "no"):
         raise ConfigError(path, "secret_key", "is the published example value: set your own (or FLASK_SECRET_KEY)")
-    if "auth" not in data:
+    if "auth" not in given:
         raise ConfigError(path, "auth", "missing required key: set auth.tokens (or FLASK_AUTH_TOKENS), or auth: false")
-    internal_port = data.get("internal_port", 9090)
-    if type(internal_port) is not int or not 1 <= internal_port <= 65535 or internal_port == data.get("port", 8080):
+    internal_port = settings.internal_port
+    if type(internal_port) is not int or not 1 <= internal_port <= 65535 or internal_port == settings.port:
         raise ConfigError(path, "internal_port", f"expected a TCP port other than `port`, got {internal_port!r}")
-    tokens, limits = _tokens(path, data["auth"]), _limits(path, data, celery)
+    tokens, limits = _tokens(path, settings.auth), _limits(path, settings.limits, settings.celery.result_backend)
     return {"SECRET_KEY": secret_key, "AUTH_TOKENS": tokens, "LIMITS": limits, "INTERNAL_PORT": internal_port}
 
 
@@ -66,8 +65,8 @@ def _tokens(path: Path, auth: Any) -> dict[str, bytes] | None:
     return {name: bytes.fromhex(digest[7:]) for name, digest in tokens.items()}
 
 
-def _limits(path: Path, data: dict[str, Any], celery: dict[str, Any]) -> dict[str, Any]:
-    limits = data.get("limits") or {}
+def _limits(path: Path, limits: Any, backend: str) -> dict[str, Any]:
+    limits = limits or {}
     if not isinstance(limits, dict) or set(limits) - set(LIMIT_DEFAULTS):
         raise ConfigError(path, "limits", f"expected a mapping with keys among {', '.join(LIMIT_DEFAULTS)}")
     settings = {**LIMIT_DEFAULTS, **limits}
@@ -78,6 +77,5 @@ def _limits(path: Path, data: dict[str, Any], celery: dict[str, Any]) -> dict[st
     if type(settings["unfinished_tasks"]) is not int or settings["unfinished_tasks"] < 1:
         raise ConfigError(path, "limits.unfinished_tasks", f"expected 1 or more, got {settings['unfinished_tasks']!r}")
     if settings["storage_url"] is None:  # the result backend's Redis where there is one, so every process counts alike
-        backend = celery["result_backend"]
         settings["storage_url"] = backend if urlsplit(backend).scheme in ("redis", "rediss") else "memory://"
     return settings
