@@ -1,8 +1,7 @@
 """Loading the service's settings: the file's, the environment's secrets over them, checked, by their Flask names.
 
-The file keeps the seed's lower-case format. Flask's ``from_file`` would silently drop
-lower-case keys, so each key is declared (app/settings/keys.py) and given its upper-case
-Flask name: ``sample_task_seconds`` is ``app.config["SAMPLE_TASK_SECONDS"]``.
+The file keeps the seed's lower-case keys, which Flask's ``from_file`` would silently drop:
+each is declared (keys.py) and given its upper-case Flask name.
 """
 
 from __future__ import annotations
@@ -34,14 +33,16 @@ def load_config(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     """Read the config file (``FLASK_CONFIG``), apply environment overrides, validate, return Flask settings."""
     path = Path(environ.get("FLASK_CONFIG") or DEFAULT_CONFIG_PATH)
     in_file = read_config_file(path)
-    data = apply_env_overrides(in_file, environ)
     try:
-        settings = Settings.model_validate(data)
+        settings = Settings.model_validate(apply_env_overrides(in_file, environ))
     except ValidationError as error:
         # An unknown key first: `secret-key:` is a typo before `secret_key` is missing.
         raise config_error(path, min(error.errors(), key=lambda e: e["type"] not in UNKNOWN_KEY_ERRORS)) from None
     check_celery_settings(path, settings.celery.model_extra or {})
-    _warn_if_readable_by_all(path, in_file)
+    # A file that holds a secret key or a password should be private to its owner.
+    urls = [value for value in (in_file.get("celery") or {}).values() if isinstance(value, str)]
+    if ("secret_key" in in_file or any(urlsplit(url).password for url in urls)) and path.stat().st_mode & stat.S_IROTH:
+        logger.warning("config file %s holds secrets but any user can read it: chmod o-r %s", path, path)
     flask_settings = {key.upper(): value for key, value in settings.model_dump(exclude=set(SECURITY_KEYS)).items()}
     flask_settings["CELERY"] = local_folders(path, flask_settings["CELERY"])
     flask_settings.update(security_settings(path, settings, environ))
@@ -63,11 +64,3 @@ def apply_env_overrides(data: Mapping[str, Any], environ: Mapping[str, str]) -> 
         elif isinstance(current := merged.get(section) or {}, dict):
             merged[section] = {**current, key: value}
     return merged
-
-
-def _warn_if_readable_by_all(path: Path, in_file: Mapping[str, Any]) -> None:
-    """A file that holds a secret key or a password should be private to its owner."""
-    urls = [value for value in (in_file.get("celery") or {}).values() if isinstance(value, str)]
-    holds_secrets = "secret_key" in in_file or any(urlsplit(url).password for url in urls)
-    if holds_secrets and path.stat().st_mode & stat.S_IROTH:
-        logger.warning("config file %s holds secrets but any user can read it: chmod o-r %s", path, path)
