@@ -2,8 +2,6 @@
 
 Each contradiction would otherwise show only later and elsewhere: a task the API accepted
 killed at its time limit, a 500 from ``GET /task/<id>``, a retry wait that ignores its base.
-The error names the key to change and the setting it contradicts. The defaults agree:
-``sample_task_max_seconds`` (240) is below the factory's soft time limit (300 s).
 """
 
 from __future__ import annotations
@@ -15,8 +13,6 @@ from app.settings.celery_defaults import celery_settings
 from app.settings.file import ConfigError
 from app.settings.signing import check_signing
 
-TIME_LIMITS = ("task_soft_time_limit", "task_time_limit")
-
 
 def consistent(path: Path, settings: dict[str, Any]) -> dict[str, Any]:
     """``settings`` (by their Flask names), once no two contradict each other; else ConfigError."""
@@ -25,7 +21,7 @@ def consistent(path: Path, settings: dict[str, Any]) -> dict[str, Any]:
         reason = "must stay true: GET /task/<id> reads a retrying task's attempt count from its stored result"
         raise ConfigError(path, "celery.result_extended", reason)
     # Unset, null or 0: no limit (Celery's meaning). The lower one stops the task first.
-    if limits := sorted((celery[key], key) for key in TIME_LIMITS if celery.get(key)):
+    if limits := sorted((celery[key], key) for key in ("task_soft_time_limit", "task_time_limit") if celery.get(key)):
         limit, limit_key = limits[0]
         for key in ("sample_task_seconds", "sample_task_max_seconds"):
             if not (seconds := settings[key.upper()]) < limit:

@@ -1,15 +1,13 @@
 """The keys a config file may hold, declared as pydantic models, and pydantic's errors in the file's words.
 
-pydantic checks types strictly (``port: true`` is a mistake, not port 1), ranges, required and
-unknown keys. Its first error becomes one ConfigError naming the key as the file writes it
-(``celery.broker_url``), in the same words for every key: what it takes, and what it got.
+Strict types (``port: true`` is a mistake, not port 1). An error names the key as the file writes
+it (``celery.broker_url``) and says what the key takes and what it got, in the same words for all.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import ErrorDetails
@@ -29,8 +27,7 @@ UNKNOWN_KEY_ERRORS = frozenset({"extra_forbidden", "invalid_key"})
 RANGE_ERRORS = frozenset({"greater_than_equal", "less_than_equal", "finite_number"})
 
 
-@dataclass(frozen=True)
-class Expected:
+class Expected(NamedTuple):
     """What a key takes, as an error says it: its type, and its range once the type is right."""
 
     kind: str

@@ -55,8 +55,6 @@ def check_signing(path: Path, celery: Mapping[str, Any]) -> None:
     try:
         store[certificate.get_id()].verify(b"probe", key.sign(b"probe", digest), digest)
     except (SecurityError, TypeError):  # TypeError: Celery's bad signature (its reraise_errors() catches a module)
-        reason = "that verifies celery.security_key's signatures: workers would drop every message"
-        reason = (
-            f"has no certificate {certificate.get_id()!r} (celery.security_certificate's issuer and serial) {reason}"
-        )
+        missing = f"certificate {certificate.get_id()!r} (celery.security_certificate's issuer and serial)"
+        reason = f"has no {missing} that verifies celery.security_key's signatures: workers would drop every message"
         raise ConfigError(path, "celery.security_cert_store", reason) from None
