@@ -16,10 +16,9 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from app.settings.celery_checks import check_celery_settings
 from app.settings.consistency import consistent
 from app.settings.file import ConfigError, local_folders, read_config_file
-from app.settings.keys import ENV_OVERRIDES, UNKNOWN_KEY_ERRORS, Settings, config_error
+from app.settings.keys import ENV_OVERRIDES, UNKNOWN_KEY_ERRORS, Settings, check_celery_settings, config_error
 from app.settings.security import SECURITY_KEYS, security_settings
 
 __all__ = ["ConfigError", "load_config"]
