@@ -25,12 +25,10 @@ __all__ = ["ConfigError", "load_config"]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_CONFIG_PATH = "./secrets/api-config.yaml"
-
 
 def load_config(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     """Read the config file (``FLASK_CONFIG``), apply environment overrides, validate, return Flask settings."""
-    path = Path(environ.get("FLASK_CONFIG") or DEFAULT_CONFIG_PATH)
+    path = Path(environ.get("FLASK_CONFIG") or "./secrets/api-config.yaml")
     in_file = read_config_file(path)
     try:
         settings = Settings.model_validate(apply_env_overrides(in_file, environ))

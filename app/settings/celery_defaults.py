@@ -20,8 +20,7 @@ CELERY_DEFAULTS: dict[str, Any] = {
     # Long tasks like the sample: don't let one worker hoard messages others could run.
     "worker_prefetch_multiplier": 1,
     "task_track_started": True,
-    # Results also keep the task's name, arguments and attempt count (`retries`): GET shows
-    # which attempt failed while a task waits to be retried.
+    # Results keep the task's attempt count (`retries`): GET shows which one failed while the next waits.
     "result_extended": True,
     "task_soft_time_limit": 300,
     "task_time_limit": 330,
@@ -52,8 +51,7 @@ CELERY_DEFAULTS: dict[str, Any] = {
 # Defaults that mean something for one kind of broker only, chosen by the broker URL's scheme.
 BROKER_DEFAULTS: dict[str, dict[str, Any]] = {
     "amqp": {
-        # Publisher confirms: POST answers 202 only once RabbitMQ holds the (persistent,
-        # durable-queued) message. py-amqp options: kombu's Redis transport ignores them.
+        # Publisher confirms: POST answers 202 only once RabbitMQ holds the (persistent) message.
         "broker_transport_options": {"confirm_publish": True},
         "task_default_delivery_mode": "persistent",
     },
@@ -84,8 +82,7 @@ _BROKER_KIND = {
 DATABASE_BACKEND_DEFAULTS: dict[str, Any] = {
     # Celery retries each call of this backend alone, each try waiting out the connect timeout.
     "result_backend_always_retry": False,
-    # Celery connects to create its tables when the backend object is made, before any
-    # request's error handling; they are checked on the first call instead, inside it.
+    # Tables checked on the first call, inside a request's error handling, not when the backend is made.
     "database_create_tables_at_setup": False,
     # One backend per process, not per thread: each new one checks the tables on its first
     # call (Flask's development server runs each request in a thread of its own).
