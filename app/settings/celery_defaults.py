@@ -93,7 +93,6 @@ DATABASE_BACKEND_DEFAULTS: dict[str, Any] = {
 # that accepts it but never answers fails after this many seconds, not minutes. The web process
 # opens a connection per call (Celery's NullPool outside forked workers), so this bounds each.
 LIBPQ_CONNECT_ARGS: dict[str, Any] = {"connect_timeout": 2}
-_LIBPQ_DRIVERS = frozenset({"", "psycopg", "psycopg2"})
 
 
 def celery_settings(file_settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -113,7 +112,7 @@ def celery_settings(file_settings: Mapping[str, Any]) -> dict[str, Any]:
         settings["broker_transport_options"] = transport_options
     if database:
         dialect, _, driver = backend.removeprefix("db+").partition("+")
-        libpq = LIBPQ_CONNECT_ARGS if dialect == "postgresql" and driver in _LIBPQ_DRIVERS else {}
+        libpq = LIBPQ_CONNECT_ARGS if dialect == "postgresql" and driver in ("", "psycopg", "psycopg2") else {}
         in_file = file_settings.get("database_engine_options") or {}
         engine_options = {**database["database_engine_options"], **in_file}
         if connect_args := {**libpq, **in_file.get("connect_args", {})}:
