@@ -88,7 +88,7 @@ def celery_init_app(app: Flask) -> Celery:
 
     celery_app = Celery(app.import_name, task_cls=FlaskTask)
     celery_app.config_from_object(celery_settings(app.config["CELERY"]))
-    if celery_app.conf.task_serializer == "auth":  # message signing (app/settings/signing.py checked its settings)
+    if celery_app.conf.task_serializer == "auth":  # message signing (app/settings/security.py checked its settings)
         # Given again: Celery's setup_security() passes its own default digest over security_digest.
         celery_app.setup_security(digest=celery_app.conf.security_digest)
     celery_app.steps["consumer"].add(HeartbeatFile)  # the worker's health check reads it

@@ -8,8 +8,6 @@ from urllib.parse import urlsplit
 
 from celery.app.defaults import DEFAULTS as CELERY_OWN_DEFAULTS
 
-from app.fixes.redis_results import PublisherRedisBackend, PublisherSentinelBackend
-
 # Defaults a production user of RabbitMQ + Redis expects; the config file overrides any.
 CELERY_DEFAULTS: dict[str, Any] = {
     # JSON only: a pickle message on the queue could run arbitrary code in the worker.
@@ -22,8 +20,7 @@ CELERY_DEFAULTS: dict[str, Any] = {
     # Long tasks like the sample: don't let one worker hoard messages others could run.
     "worker_prefetch_multiplier": 1,
     "task_track_started": True,
-    # Results also keep the task's name, arguments and attempt count (`retries`): GET shows
-    # which attempt failed while a task waits to be retried.
+    # Results keep the task's attempt count (`retries`): GET shows which one failed while the next waits.
     "result_extended": True,
     "task_soft_time_limit": 300,
     "task_time_limit": 330,
@@ -38,20 +35,12 @@ CELERY_DEFAULTS: dict[str, Any] = {
     "task_publish_retry_policy": {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2},
     "redis_socket_connect_timeout": 1,
     "redis_socket_timeout": 2,
-    # Redis result backends that don't subscribe to every task sent (app/fixes/redis_results.py),
-    # a database backend whose first call fails at once when the database is unreachable
-    # (app/fixes/database_results.py; named, not imported: only its users load SQLAlchemy),
-    # a file backend whose records are never read half-written (app/fixes/file_results.py),
-    # and a cache backend that keeps a final state, as all of these do (app/fixes/final_states.py).
+    # Celery's result backends with the workarounds of app/fixes/ (each module says which); named,
+    # not imported: only a database backend's users load SQLAlchemy.
     "override_backends": {
-        **{
-            scheme: f"{backend.__module__}:{backend.__name__}"
-            for scheme, backend in [
-                ("redis", PublisherRedisBackend),
-                ("rediss", PublisherRedisBackend),
-                ("sentinel", PublisherSentinelBackend),
-            ]
-        },
+        "redis": "app.fixes.redis_results:PublisherRedisBackend",
+        "rediss": "app.fixes.redis_results:PublisherRedisBackend",
+        "sentinel": "app.fixes.redis_results:PublisherSentinelBackend",
         "db": "app.fixes.database_results:ReachableFirstDatabaseBackend",
         "file": "app.fixes.file_results:WholeRecordFilesystemBackend",
         "cache": "app.fixes.final_states:FinalCacheBackend",
@@ -59,14 +48,10 @@ CELERY_DEFAULTS: dict[str, Any] = {
 }
 
 
-# Defaults that mean something for one kind of broker only, chosen by the scheme of the
-# broker URL (the first one of a failover list). Merged over CELERY_DEFAULTS; the file's
-# settings win, and its broker_transport_options are merged into these key by key, so
-# that setting `visibility_timeout` does not drop the socket timeouts.
+# Defaults that mean something for one kind of broker only, chosen by the broker URL's scheme.
 BROKER_DEFAULTS: dict[str, dict[str, Any]] = {
     "amqp": {
-        # Publisher confirms: POST answers 202 only once RabbitMQ holds the (persistent,
-        # durable-queued) message. py-amqp options: kombu's Redis transport ignores them.
+        # Publisher confirms: POST answers 202 only once RabbitMQ holds the (persistent) message.
         "broker_transport_options": {"confirm_publish": True},
         "task_default_delivery_mode": "persistent",
     },
@@ -76,14 +61,13 @@ BROKER_DEFAULTS: dict[str, dict[str, Any]] = {
             # without these a stalled broker holds POST until it answers again.
             "socket_connect_timeout": 1,
             "socket_timeout": 2,
-            # Late acks on Redis: a dead worker's task comes back once visibility_timeout
-            # has passed, found by a sweep kombu runs every 10 s x 10 (100 s) by default;
-            # every second here (three small commands a worker a second).
+            # Late acks on Redis: a dead worker's task comes back once visibility_timeout has
+            # passed, found by a sweep kombu runs far less often by default.
             "unacked_restore_interval": 1,
             "unacked_restore_throttle": 1,
         },
-        # No retry: redis-py replaces a pooled connection the broker closed by itself,
-        # and after a timeout a retry waits twice more (3 x socket_timeout measured).
+        # No retry: redis-py replaces a pooled connection the broker closed by itself, and
+        # after a timeout a retry only waits longer.
         "task_publish_retry_policy": {"max_retries": 0},
     },
 }
@@ -93,58 +77,45 @@ _BROKER_KIND = {
 }
 
 
-# Defaults for Celery's SQLAlchemy result backend (`db+<dialect>[+<driver>]://...`): a stalled
-# database answers 503 in about 2 s instead of holding requests for minutes (the
-# template's docs/reliability.md). Merged like BROKER_DEFAULTS: the file's settings win, and its
-# database_engine_options (and their connect_args) are merged into these key by key.
+# Celery's SQLAlchemy result backend (`db+<dialect>[+<driver>]://...`): a stalled database
+# answers 503 in about 2 s instead of holding requests for minutes (the template's docs/reliability.md).
 DATABASE_BACKEND_DEFAULTS: dict[str, Any] = {
-    # Celery retries each call of this backend alone 3 more times (kept from its old
-    # decorator); against a stalled database each try waits out the connect timeout.
+    # Celery retries each call of this backend alone, each try waiting out the connect timeout.
     "result_backend_always_retry": False,
-    # Celery connects to create its tables when the backend object is made, before any
-    # request's error handling; they are checked on the first call instead, inside it.
+    # Tables checked on the first call, inside a request's error handling, not when the backend is made.
     "database_create_tables_at_setup": False,
     # One backend per process, not per thread: each new one checks the tables on its first
     # call (Flask's development server runs each request in a thread of its own).
     "result_backend_thread_safe": True,
     "database_engine_options": dict(CELERY_OWN_DEFAULTS["database_engine_options"]),
 }
-# PostgreSQL through libpq (psycopg, psycopg2, SQLAlchemy's default): a new connection to a
-# database that accepts it but never answers fails after this many seconds (psycopg's
-# minimum; its default is 130). Outside the worker's forked pool processes Celery opens a
-# connection per call (NullPool), so this bounds every call the web process makes.
+# PostgreSQL through libpq (psycopg, psycopg2, SQLAlchemy's default): a connection to a database
+# that accepts it but never answers fails after this many seconds, not minutes. The web process
+# opens a connection per call (Celery's NullPool outside forked workers), so this bounds each.
 LIBPQ_CONNECT_ARGS: dict[str, Any] = {"connect_timeout": 2}
-_LIBPQ_DRIVERS = frozenset({"", "psycopg", "psycopg2"})
 
 
 def celery_settings(file_settings: Mapping[str, Any]) -> dict[str, Any]:
-    """CELERY_DEFAULTS, then the broker's and the result backend's own defaults, then the file's settings."""
-    first_url = str(file_settings.get("broker_url") or "").split(";")[0].strip()
-    kind = _BROKER_KIND.get(urlsplit(first_url).scheme.lower().split("+")[0])
-    broker = BROKER_DEFAULTS.get(kind or "", {})
-    backend = _backend_defaults(str(file_settings.get("result_backend") or ""))
-    settings = {**CELERY_DEFAULTS, **broker, **backend, **file_settings}
+    """CELERY_DEFAULTS, then the broker's and the result backend's own defaults, then the file's settings.
+
+    The file's broker_transport_options and database_engine_options (and their connect_args) are merged
+    into the defaults key by key: setting `visibility_timeout` does not drop the socket timeouts.
+    """
+    # The scheme of a failover list (`redis://a;amqp://b`) is its first URL's.
+    scheme = urlsplit(str(file_settings.get("broker_url") or "").strip()).scheme
+    broker = BROKER_DEFAULTS.get(_BROKER_KIND.get(scheme.split("+")[0], ""), {})
+    backend = urlsplit(str(file_settings.get("result_backend") or "")).scheme
+    database = DATABASE_BACKEND_DEFAULTS if backend.startswith("db+") else {}
+    settings = {**CELERY_DEFAULTS, **broker, **database, **file_settings}
     in_file = file_settings.get("broker_transport_options") or {}
-    transport_options = {**broker.get("broker_transport_options", {}), **in_file}
-    if transport_options:
+    if transport_options := {**broker.get("broker_transport_options", {}), **in_file}:
         settings["broker_transport_options"] = transport_options
-    if "database_engine_options" in backend:
-        defaults, in_file = backend["database_engine_options"], file_settings.get("database_engine_options") or {}
-        engine_options = {**defaults, **in_file}
-        if connect_args := {**defaults.get("connect_args", {}), **in_file.get("connect_args", {})}:
+    if database:
+        dialect, _, driver = backend.removeprefix("db+").partition("+")
+        libpq = LIBPQ_CONNECT_ARGS if dialect == "postgresql" and driver in ("", "psycopg", "psycopg2") else {}
+        in_file = file_settings.get("database_engine_options") or {}
+        engine_options = {**database["database_engine_options"], **in_file}
+        if connect_args := {**libpq, **in_file.get("connect_args", {})}:
             engine_options["connect_args"] = connect_args
         settings["database_engine_options"] = engine_options
     return settings
-
-
-def _backend_defaults(result_backend: str) -> dict[str, Any]:
-    """DATABASE_BACKEND_DEFAULTS for a `db+` URL, with LIBPQ_CONNECT_ARGS for PostgreSQL on libpq."""
-    scheme = urlsplit(result_backend).scheme.lower()
-    if not scheme.startswith("db+"):
-        return {}
-    dialect, _, driver = scheme.removeprefix("db+").partition("+")
-    defaults = {**DATABASE_BACKEND_DEFAULTS}
-    if dialect == "postgresql" and driver in _LIBPQ_DRIVERS:
-        engine_options = {**defaults["database_engine_options"], "connect_args": LIBPQ_CONNECT_ARGS}
-        defaults["database_engine_options"] = engine_options
-    return defaults

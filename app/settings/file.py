@@ -21,8 +21,6 @@ TYPE_NAMES: dict[type, str] = {
     dict: "a mapping",
     type(None): "an empty value",
 }
-# The folders of kombu's filesystem transport a file may name in `broker_transport_options`.
-TRANSPORT_FOLDERS = ("data_folder_in", "data_folder_out", "control_folder", "processed_folder")
 
 
 class ConfigError(Exception):
@@ -71,7 +69,8 @@ def local_folders(path: Path, celery: dict[str, Any]) -> dict[str, Any]:
         celery["result_backend"], folders["celery.result_backend"] = f"file://{folder}", folder
     if urlsplit(celery["broker_url"]).scheme == "filesystem":
         options = dict(celery.get("broker_transport_options", {}))
-        for key in TRANSPORT_FOLDERS:
+        # The folders of kombu's filesystem transport.
+        for key in ("data_folder_in", "data_folder_out", "control_folder", "processed_folder"):
             if isinstance(options.get(key), str):
                 folders[f"celery.broker_transport_options.{key}"] = folder = base / options[key]
                 options[key] = str(folder)

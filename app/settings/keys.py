@@ -1,20 +1,21 @@
-"""The keys a config file may hold, declared as pydantic models, and pydantic's errors in the file's words.
+"""The keys a config file may hold: pydantic models, and Celery's own table for ``celery:``; errors in the file's words.
 
-pydantic checks types strictly (``port: true`` is a mistake, not port 1), ranges, required and
-unknown keys. Its first error becomes one ConfigError naming the key as the file writes it
-(``celery.broker_url``), in the same words for every key: what it takes, and what it got.
+Strict types: ``port: true`` is a mistake, not port 1; ``worker_prefetch_multiplier: "lots"`` stops
+startup, not the worker once it reads it; ``brokerurl`` is a typo, not a silent fall back to a default.
+An error names the key as the file writes it (``celery.broker_url``), what the key takes and what it got.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
+from celery.app.defaults import NAMESPACES, Option, flatten
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import ErrorDetails
 
-from app.settings.file import ConfigError, type_name
+from app.settings.file import TYPE_NAMES, ConfigError, type_name
 
 # Secrets the environment may give instead of the file (containers, CI): variable -> key.
 ENV_OVERRIDES = {
@@ -29,8 +30,7 @@ UNKNOWN_KEY_ERRORS = frozenset({"extra_forbidden", "invalid_key"})
 RANGE_ERRORS = frozenset({"greater_than_equal", "less_than_equal", "finite_number"})
 
 
-@dataclass(frozen=True)
-class Expected:
+class Expected(NamedTuple):
     """What a key takes, as an error says it: its type, and its range once the type is right."""
 
     kind: str
@@ -93,3 +93,58 @@ def config_error(path: Path, error: ErrorDetails) -> ConfigError:
         else:
             reason = f"expected {expected.kind}, got {type_name(error['input'])}"
     return ConfigError(path, key, reason)
+
+
+# The Python types a YAML or JSON value may have, by the type Celery's table declares.
+_ACCEPTED: dict[str, tuple[type, ...]] = {
+    "bool": (bool,),
+    "int": (int,),
+    "float": (int, float),
+    "string": (str,),
+    "str": (str,),
+    "bytes": (bytes,),  # YAML's !!binary
+    "dict": (dict,),
+    "list": (list,),
+    # Files give lists; a single module name works too (Celery wraps it in a list).
+    "tuple": (list, str),
+}
+# Where Celery uses a setting more widely than its table declares.
+_ALSO_ACCEPTED: dict[str, tuple[type, ...]] = {
+    "broker_use_ssl": (dict,),  # SSL options, not only a switch
+    "task_default_priority": (int,),
+    "task_default_delivery_mode": (int,),  # 1 or 2 as well as "transient" or "persistent"
+    "task_default_rate_limit": (int, float),  # tasks a second, as well as "10/m"
+    "cassandra_port": (int,),
+}
+
+
+def _accepted_types(name: str, option: Option) -> tuple[type, ...] | None:
+    """What a file may give for setting ``name``; None: anything, for Celery to check when it uses it.
+
+    Where Celery declares "any", or a type unknown here (a newer Celery's): no process stops on a setting nobody wrote.
+    """
+    kind = option.type if isinstance(option.type, str) else option.type.__name__
+    if kind not in _ACCEPTED:
+        return None
+    # The default's type too: `null` where the default is None (unset), a float for
+    # `broker_heartbeat_checkrate`, declared an int but 3.0 by default.
+    own_default = (type(option.default),) if type(option.default) in TYPE_NAMES else ()
+    return tuple(dict.fromkeys((*_ACCEPTED[kind], *own_default, *_ALSO_ACCEPTED.get(name, ()))))
+
+
+def check_celery_settings(path: Path, celery: Mapping[str, Any]) -> None:
+    """Raise ConfigError for a setting Celery does not know, or a value of a type it cannot use."""
+    # Built at each check, not at import: in reach of the unit tests and of mutation testing.
+    known = {name: _accepted_types(name, option) for name, option in flatten(NAMESPACES) if name.islower()}
+    # Read by Celery's loader and its result backends, but missing from its table.
+    known.update(override_backends=(dict,), result_backend_thread_safe=(bool,))
+    for key, value in celery.items():
+        if key not in known:
+            raise ConfigError(path, f"celery.{key}", "unknown key (a typo?)")
+        if (accepted := known[key]) is None:
+            continue
+        # bool is an int in Python, but `worker_prefetch_multiplier: true` is a mistake.
+        if not isinstance(value, accepted) or (isinstance(value, bool) and bool not in accepted):
+            # Every accepted type has a name; "a number" says "an integer" too.
+            expected = " or ".join(TYPE_NAMES[kind] for kind in accepted if kind is not int or float not in accepted)
+            raise ConfigError(path, f"celery.{key}", f"expected {expected}, got {type_name(value)}")

@@ -1,4 +1,4 @@
-"""Settings that contradict one another are refused at startup (app/settings/consistency.py)."""
+"""Settings that contradict one another are refused at startup (app/settings/__init__.py, consistent)."""
 
 from __future__ import annotations
 
