@@ -80,6 +80,10 @@ def _limits(path: Path, limits: Any, backend: str) -> dict[str, Any]:
         raise ConfigError(path, "limits.unfinished_tasks", f"expected 1 or more, got {settings['unfinished_tasks']!r}")
     if settings["storage_url"] is None:  # the result backend's Redis where there is one, so every process counts alike
         settings["storage_url"] = backend if urlsplit(backend).scheme in ("redis", "rediss") else "memory://"
+    # The cap counts in Redis or in memory (app/web/unfinished_tasks.py): the rate in the same place.
+    url = settings["storage_url"]
+    if not isinstance(url, str) or urlsplit(url).scheme not in ("redis", "rediss", "memory"):
+        raise ConfigError(path, "limits.storage_url", f"expected a redis://, rediss:// or memory:// URL, got {url!r}")
     return settings
 
 

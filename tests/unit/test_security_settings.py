@@ -64,6 +64,10 @@ BAD = [
     pytest.param({"limits": {"start_rate": 10}}, "limits.start_rate", "got 10", id="rate-number"),
     pytest.param({"limits": {"unfinished_tasks": 0}}, "limits.unfinished_tasks", "got 0", id="no-task"),
     pytest.param({"limits": {"unfinished_tasks": True}}, "limits.unfinished_tasks", "got True", id="cap-boolean"),
+    pytest.param({"limits": {"storage_url": 5}}, "limits.storage_url", "got 5", id="storage-number"),
+    pytest.param(
+        {"limits": {"storage_url": "memcached://127.0.0.1:11211"}}, "limits.storage_url", "memcached", id="storage-kind"
+    ),
     pytest.param({"internal_port": 8080}, "internal_port", "other than `port`, got 8080", id="internal-is-public"),
     pytest.param({"port": 9000, "internal_port": 9000}, "internal_port", "got 9000", id="internal-is-set-port"),
     pytest.param({"internal_port": 0}, "internal_port", "got 0", id="internal-zero"),
