@@ -252,3 +252,16 @@ def test_at_the_cap_with_none_ended_a_start_is_refused_without_a_second_count(
     assert [client.post("/task/").status_code for _ in range(2)] == [202, 429]
     assert len(counts) == 2  # one count a start
     assert len(started.members("started-tasks:tester")) == 1
+
+
+@pytest.mark.parametrize("beside_id_records", REDIS_COUNTS.values(), ids=REDIS_COUNTS)
+def test_on_redis_any_of_a_clients_tasks_that_ended_makes_room_its_latest_too(
+    write_config: WriteConfig, redis_started: Any, beside_id_records: bool
+) -> None:
+    """At a cap of three, the last of the three started ends: the fourth start is 202 (every one started is read)."""
+    app = limited_app(write_config, eager=False, unfinished_tasks=3, celery=redis_backend(beside_id_records))
+    client = on_redis(app, redis_started, beside_id_records).test_client()
+    *_, latest = (client.post("/task/").json["task_id"] for _ in range(3))
+    assert client.post("/task/").status_code == 429
+    app.extensions["celery"].backend.store_result(latest, None, states.SUCCESS)
+    assert client.post("/task/").status_code == 202
