@@ -204,9 +204,9 @@ def test_records_expire_as_result_expires_says(
 
 
 def test_a_task_sent_is_recorded_pending_under_its_own_id(redis: Redis, write_config: WriteConfig) -> None:
-    """record_sent() stores Celery's PENDING record, whose task_id is the task's (as get_task_meta() answers it)."""
+    """record_sent() stores Celery's PENDING record, its task_id the task's; without a slot it answers 0 (none kept)."""
     backend = backend_on(redis, write_config)
-    backend.record_sent("task-1", {})
+    assert backend.record_sent("task-1", {}) == 0
     record = json.loads(redis.get(backend.get_key_for_task("task-1")))
     assert (record["status"], record["task_id"]) == (states.PENDING, "task-1")
 
