@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from types import SimpleNamespace
+
 import pytest
 import redis
 from flask import Blueprint
@@ -27,6 +30,29 @@ def test_past_its_rate_a_client_gets_429_json_with_retry_after_and_others_go_on(
     # No X-RateLimit-* headers: each would cost every start a read of its window.
     assert not [name for answer in answers for name, _ in answer.headers if name.startswith("X-RateLimit")]
     assert other_client(app).post("/task/", json={"seconds": 0}).status_code == 202
+
+
+@pytest.mark.parametrize("later", [59.5, 3600.0], ids=["in-the-windows-last-second", "past-the-window"])
+def test_retry_after_is_never_less_than_a_second(
+    write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch, later: float
+) -> None:
+    """A window ending within the second, or over when the 429 is written, says Retry-After: 1, not 0 or less."""
+    client = limited_app(write_config, start_rate="1/minute").test_client()
+    assert client.post("/task/", json={"seconds": 0}).status_code == 202
+    now = time.time()
+    monkeypatch.setattr("app.web.limits.time", SimpleNamespace(time=lambda: now + later))  # the 429's clock alone
+    refused = client.post("/task/", json={"seconds": 0})
+    assert (refused.status_code, refused.headers["Retry-After"]) == (429, "1")
+
+
+def test_no_x_ratelimit_headers_even_where_flask_limiters_own_setting_asks_for_them(write_config: WriteConfig) -> None:
+    """RATELIMIT_HEADERS_ENABLED set: still none, each would cost a start a read of its window (Retry-After stays)."""
+    write_config({**IN_MEMORY_CONFIG, "limits": {**IN_MEMORY_CONFIG["limits"], "start_rate": "1/minute"}})
+    client = create_app({"CELERY": EAGER, "RATELIMIT_HEADERS_ENABLED": True}).test_client()
+    answers = [client.post("/task/", json={"seconds": 0}) for _ in range(2)]
+    assert [answer.status_code for answer in answers] == [202, 429]
+    assert not [name for answer in answers for name, _ in answer.headers if name.startswith("X-RateLimit")]
+    assert "Retry-After" in answers[1].headers
 
 
 def test_the_rate_counts_every_exposed_task_together_and_nothing_else(write_config: WriteConfig) -> None:

@@ -183,16 +183,45 @@ def test_a_record_not_yet_final_is_replaced_and_waiters_told(
     assert message is not None and b'"status": "SUCCESS"' in message["data"]
 
 
+@pytest.mark.parametrize("sent", [False, True], ids=["a-state", "a-task-sent"])
 @pytest.mark.parametrize(
     ("result_expires", "milliseconds"), [(60, range(59_000, 60_001)), (0, [-1])], ids=["expire", "kept-for-ever"]
 )
 def test_records_expire_as_result_expires_says(
-    redis: Redis, write_config: WriteConfig, result_expires: int, milliseconds: range | list[int]
+    redis: Redis, write_config: WriteConfig, result_expires: int, milliseconds: range | list[int], sent: bool
 ) -> None:
-    """The record's time to live is `result_expires` (none at all when it is 0), as with Celery's own backend."""
+    """The record's time to live is `result_expires` (none at all when it is 0), as with Celery's own backend.
+
+    So for a state stored and for the records of a task sent (record_sent(): its own and its owner's).
+    """
     backend = backend_on(redis, write_config, result_expires=result_expires)
-    backend.store_result("task-1", "done", states.SUCCESS)
-    assert redis.pttl(backend.get_key_for_task("task-1")) in milliseconds
+    if sent:
+        backend.record_sent("task-1", {"task-1.owner": "billing"})
+    else:
+        backend.store_result("task-1", "done", states.SUCCESS)
+    records = ["task-1", "task-1.owner"] if sent else ["task-1"]
+    assert all(redis.pttl(backend.get_key_for_task(record)) in milliseconds for record in records)
+
+
+def test_a_task_sent_is_recorded_pending_under_its_own_id(redis: Redis, write_config: WriteConfig) -> None:
+    """record_sent() stores Celery's PENDING record, its task_id the task's; without a slot it answers 0 (none kept)."""
+    backend = backend_on(redis, write_config)
+    assert backend.record_sent("task-1", {}) == 0
+    record = json.loads(redis.get(backend.get_key_for_task("task-1")))
+    assert (record["status"], record["task_id"]) == (states.PENDING, "task-1")
+
+
+def test_a_lease_shorter_than_a_millisecond_is_asked_for_one(
+    redis: Redis, write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Leases go to Redis in whole milliseconds, at least one: 0.4 ms is 1 (PX 0 Redis refuses), 1.6 ms is 2."""
+    backend = backend_on(redis, write_config)
+    sent: list[tuple[Any, ...]] = []
+    send = redis.execute_command
+    monkeypatch.setattr(redis, "execute_command", lambda *args, **options: sent.append(args) or send(*args, **options))
+    assert backend.claim_run("task-1", "run-1", 0.0004) == 0
+    backend.renew_run("task-1", "run-1", 0.0016)  # the lease may have expired: renewed or not, asked for 2 ms
+    assert sorted({args[-1] for args in sent if args[0] == "EVALSHA"}) == [1, 2]
 
 
 def test_a_failure_expires_as_result_failure_expires_says(redis: Redis, write_config: WriteConfig) -> None:
@@ -237,3 +266,18 @@ def test_a_record_too_large_for_redis_names_its_task_and_state(
     assert (raised.value.task_id, raised.value.state) == ("task-1", states.SUCCESS)
     assert str(raised.value) == "value too large for Redis backend"
     assert redis.get(backend.get_key_for_task("task-1")) is None
+
+
+def test_a_record_as_long_as_redis_takes_is_stored(
+    redis: Redis, write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As Celery's own backend: a record exactly at the size limit is stored, one character longer refused."""
+    backend = backend_on(redis, write_config)
+    backend.store_result("task-1", "x", "PROGRESS")  # no date_done: every such record has the same length
+    size = len(redis.get(backend.get_key_for_task("task-1")))
+    monkeypatch.setattr(backend, "_MAX_STR_VALUE_SIZE", size)
+    backend.store_result("task-2", "x", "PROGRESS")
+    assert len(redis.get(backend.get_key_for_task("task-2"))) == size
+    monkeypatch.setattr(backend, "_MAX_STR_VALUE_SIZE", size - 1)
+    with pytest.raises(BackendStoreError):
+        backend.store_result("task-3", "x", "PROGRESS")

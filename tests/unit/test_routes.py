@@ -400,6 +400,22 @@ def test_a_parameter_without_an_annotation_takes_any_json(write_config: WriteCon
         assert app.extensions["celery"].AsyncResult(task_id).result == value
 
 
+@pytest.mark.parametrize("body", [{}, {"seconds": None}], ids=["left-out", "given"])
+def test_a_parameter_the_body_leaves_out_is_left_out_of_the_message(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch, body: dict[str, Any]
+) -> None:
+    """The message carries the body's arguments only, no defaults: the task applies its own where it runs."""
+    published: list[object] = []
+
+    def publish(task: Task, args: object, kwargs: object, **options: object) -> SimpleNamespace:
+        published.append(kwargs)
+        return SimpleNamespace(id=options["task_id"])
+
+    monkeypatch.setattr(Task, "apply_async", publish)  # Celery's own, below the factory's
+    assert client.post("/task/", json=body).status_code == 202
+    assert published == [body]
+
+
 def test_a_tasks_parameter_model_is_made_once_per_app(app: Flask) -> None:
     """The model of a task's parameters is built at its first use and kept with the app."""
     with app.app_context():

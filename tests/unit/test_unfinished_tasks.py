@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from typing import Any
 
@@ -12,8 +13,9 @@ from celery import Task, states
 from flask import Flask
 from kombu.exceptions import OperationalError
 
+from app import create_app
 from app.web import unfinished_tasks
-from tests.unit.conftest import WriteConfig, limited_app, other_client
+from tests.unit.conftest import IN_MEMORY_CONFIG, TOKENS, TokenClient, WriteConfig, limited_app, other_client
 
 
 def test_at_its_cap_a_client_gets_429_until_one_of_its_tasks_ends(write_config: WriteConfig) -> None:
@@ -186,3 +188,80 @@ def test_a_finished_task_is_let_go_only_when_the_cap_is_reached(write_config: Wr
     started = app.extensions["started_tasks"]
     assert first not in started._keys["started-tasks:tester"]
     assert str(uuid.UUID(next(iter(started._keys["started-tasks:tester"]))))
+
+
+# Where the limits count a start (limits.storage_url; None: the result backend's), beside which result backend:
+# the Celery settings, the storage URL, the Redis that keeps the count, whether the count is a call of its own.
+WIRINGS = {
+    "by default, the result backend's Redis": ({}, None, "redis://", False),
+    "another Redis": ({}, "redis://limits", "redis://limits", True),
+    "Celery's own Redis backend's Redis": ({"override_backends": {}}, None, "redis://", True),
+}
+
+
+@pytest.mark.parametrize(("celery", "storage_url", "counted_in", "own_call"), WIRINGS.values(), ids=WIRINGS)
+def test_a_start_rides_in_its_id_records_call_only_beside_the_factorys_redis_result_backend(
+    write_config: WriteConfig,
+    monkeypatch: pytest.MonkeyPatch,
+    celery: dict[str, Any],
+    storage_url: str | None,
+    counted_in: str,
+    own_call: bool,
+) -> None:
+    """By default a start is counted in its id record's Lua call, in the result backend's Redis: no call of its own.
+
+    Counted in another Redis (limits.storage_url), or beside Celery's own Redis backend (which
+    has no such call), it takes a call of its own, in the limits' Redis. Either way every start counts.
+    """
+    servers: dict[str, fakeredis.FakeServer] = {}
+
+    def from_url(url: str, **options: Any) -> fakeredis.FakeRedis:
+        return fakeredis.FakeRedis.from_url(url, server=servers.setdefault(url, fakeredis.FakeServer()), **options)
+
+    monkeypatch.setattr(unfinished_tasks.redis.Redis, "from_url", from_url)  # the rate's client and the count's
+    limits = {**IN_MEMORY_CONFIG["limits"], "storage_url": storage_url}
+    backend = {**IN_MEMORY_CONFIG["celery"], "result_backend": "redis://", **celery}
+    write_config({**IN_MEMORY_CONFIG, "celery": backend, "limits": limits})
+    app = create_app({"CELERY": {"task_default_queue": "limits"}, **TOKENS})
+    app.test_client_class = TokenClient
+    app.extensions["celery"].backend.client = from_url("redis://")
+    client = app.test_client()
+    first = client.post("/task/").json["task_id"]  # the first start loads the scripts
+    sent: list[tuple[Any, ...]] = []
+    send = redis.Redis.execute_command
+    monkeypatch.setattr(
+        redis.Redis, "execute_command", lambda *args, **kwargs: sent.append(args[1:3]) or send(*args, **kwargs)
+    )
+    second = client.post("/task/").json["task_id"]
+    assert (("EVALSHA", hashlib.sha1(unfinished_tasks.ADD.encode()).hexdigest()) in sent) == own_call
+    started = {url: fakeredis.FakeRedis(server=server, decode_responses=True) for url, server in servers.items()}
+    assert [url for url, kept in started.items() if kept.exists("started-tasks:tester")] == [counted_in]
+    assert set(started[counted_in].zrange("started-tasks:tester", 0, -1)) == {first, second}
+
+
+def test_at_the_cap_with_none_ended_a_start_is_refused_without_a_second_count(
+    write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the cap, none of the client's tasks ended: the start is refused as is, not counted again (a Redis call)."""
+    app = limited_app(write_config, eager=False, unfinished_tasks=1)
+    started = app.extensions["started_tasks"]
+    counts: list[str] = []
+    add = started.add
+    monkeypatch.setattr(started, "add", lambda slot: counts.append(slot.task_id) or add(slot))
+    client = app.test_client()
+    assert [client.post("/task/").status_code for _ in range(2)] == [202, 429]
+    assert len(counts) == 2  # one count a start
+    assert len(started.members("started-tasks:tester")) == 1
+
+
+@pytest.mark.parametrize("beside_id_records", REDIS_COUNTS.values(), ids=REDIS_COUNTS)
+def test_on_redis_any_of_a_clients_tasks_that_ended_makes_room_its_latest_too(
+    write_config: WriteConfig, redis_started: Any, beside_id_records: bool
+) -> None:
+    """At a cap of three, the last of the three started ends: the fourth start is 202 (every one started is read)."""
+    app = limited_app(write_config, eager=False, unfinished_tasks=3, celery=redis_backend(beside_id_records))
+    client = on_redis(app, redis_started, beside_id_records).test_client()
+    *_, latest = (client.post("/task/").json["task_id"] for _ in range(3))
+    assert client.post("/task/").status_code == 429
+    app.extensions["celery"].backend.store_result(latest, None, states.SUCCESS)
+    assert client.post("/task/").status_code == 202
