@@ -16,7 +16,7 @@ from app.observability.logs import RequestWithId, current_client
 from app.observability.worker_health import HeartbeatFile
 from app.settings.celery_defaults import celery_settings
 from app.tasking import TRANSIENT_ERRORS
-from app.tasking.runs import NO_RETRY, only_run
+from app.tasking.runs import only_run
 from app.web.auth import owner_record
 from app.web.unfinished_tasks import Slot
 
@@ -69,10 +69,10 @@ def celery_init_app(app: Flask) -> Celery:
                     slot.take(record)
                 else:
                     record()
-            else:
+            else:  # once: Celery's backends retry a write only with result_backend_always_retry (off)
                 if owner:
-                    self.backend.store_result(*owner.popitem(), states.SUCCESS, retry_policy=NO_RETRY)
-                self.backend.store_result(task_id, None, states.PENDING, retry_policy=NO_RETRY)
+                    self.backend.store_result(*owner.popitem(), states.SUCCESS)
+                self.backend.store_result(task_id, None, states.PENDING)
             try:
                 sent = super().apply_async(args, kwargs, task_id=task_id, **options)
             except OperationalError:
