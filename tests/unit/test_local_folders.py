@@ -62,6 +62,16 @@ def test_absolute_result_folders_stay_and_are_made(write_config: WriteConfig, tm
     assert folder.is_dir()
 
 
+def test_a_filesystem_brokers_processed_folder_is_taken_from_the_file_and_made(write_config: WriteConfig) -> None:
+    """`processed_folder` (kombu keeps consumed messages there with `store_processed`) is resolved and made too."""
+    options = {"store_processed": True, "processed_folder": "var/processed"}
+    celery = {**IN_MEMORY_CONFIG["celery"], "broker_url": "filesystem://", "broker_transport_options": options}
+    settings = load_config({"FLASK_CONFIG": str(write_config(config_with(celery=celery)))})
+    folder = Path(settings["CONFIG_FILE"]).parent / "var" / "processed"
+    assert settings["CELERY"]["broker_transport_options"] == {**options, "processed_folder": str(folder)}
+    assert folder.is_dir()
+
+
 def test_transport_folders_of_another_broker_are_left_alone(write_config: WriteConfig) -> None:
     """`data_folder_in` means nothing to RabbitMQ: it is neither resolved nor made."""
     options = {"data_folder_in": "nowhere"}
