@@ -60,8 +60,12 @@ def _unavailable(name: str, error: StorageError) -> ResponseReturnValue:
 
 
 def _retry_after(limiter: Limiter, error: RateLimitExceeded) -> ResponseReturnValue:
-    """The rate's 429, with ``Retry-After``: the seconds left in its window, read now."""
-    seconds = math.ceil(limiter.current_limit.window.reset_time - time.time())  # type: ignore[union-attr]
+    """The rate's 429, with ``Retry-After``: the seconds left in its window, read now (all of it if that read fails)."""
+    limit = limiter.current_limit
+    try:
+        seconds = math.ceil(limit.window.reset_time - time.time())  # type: ignore[union-attr]
+    except StorageError:  # Redis lost after the hit: still this 429, not an error handler's 500
+        seconds = limit.limit.get_expiry()  # type: ignore[union-attr]
     return current_app.handle_http_exception(TooManyRequests(error.description, retry_after=max(seconds, 1)))
 
 

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 import redis
 from flask import Blueprint
+from limits.errors import StorageError
 
 from app import create_app
 from app.web.task_api import expose
@@ -53,6 +54,20 @@ def test_no_x_ratelimit_headers_even_where_flask_limiters_own_setting_asks_for_t
     assert [answer.status_code for answer in answers] == [202, 429]
     assert not [name for answer in answers for name, _ in answer.headers if name.startswith("X-RateLimit")]
     assert "Retry-After" in answers[1].headers
+
+
+def test_a_window_unreadable_after_the_hit_still_answers_the_rates_429(
+    write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its storage lost between the hit and the window's read: 429 with the window's whole length, not a 500."""
+    app = limited_app(write_config, start_rate="1/minute")
+    client = app.test_client()
+    assert client.post("/task/", json={"seconds": 0}).status_code == 202
+    (limiter,) = app.extensions["limiter"]
+    lost = StorageError(redis.exceptions.ConnectionError("Redis is away"))
+    monkeypatch.setattr(limiter.limiter, "get_window_stats", lambda *args: (_ for _ in ()).throw(lost))
+    refused = client.post("/task/", json={"seconds": 0})
+    assert (refused.status_code, refused.headers["Retry-After"]) == (429, "60")
 
 
 def test_the_rate_counts_every_exposed_task_together_and_nothing_else(write_config: WriteConfig) -> None:
