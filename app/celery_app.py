@@ -11,7 +11,6 @@ from flask import Flask, appcontext_popped, appcontext_pushed, current_app, has_
 from kombu.exceptions import OperationalError
 
 from app.fixes import amqp_blocked, kombu_poll  # noqa: F401  (patches, applied on import: see their docstrings)
-from app.fixes.redis_results import PublisherRedisBackend
 from app.observability.logs import RequestWithId, current_client
 from app.observability.worker_health import HeartbeatFile
 from app.settings.celery_defaults import celery_settings
@@ -63,8 +62,9 @@ def celery_init_app(app: Flask) -> Celery:
             task_id = task_id or uuid()
             # Whose it is (app/web/auth.py), stored before it can be read: on Redis, in the id record's own call.
             owner = {owner_record(task_id): client} if (client := current_client()) is not None else {}
-            if isinstance(self.backend, PublisherRedisBackend):
-                record = functools.partial(self.backend.record_sent, task_id, owner)
+            # The factory's Redis backends (app/fixes/redis_results.py), as limits.init_app tells them.
+            if (record_sent := getattr(self.backend, "record_sent", None)) is not None:
+                record = functools.partial(record_sent, task_id, owner)
                 if slot:
                     slot.take(record)
                 else:
