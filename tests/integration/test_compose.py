@@ -15,10 +15,9 @@ import secrets
 import shutil
 import signal
 import subprocess
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +26,7 @@ import pytest
 from tests import ROOT
 from tests.integration import services
 from tests.integration.conftest import RUN, require_docker
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.compose
 
@@ -142,13 +142,6 @@ def call(method: str, url: str, **headers: str) -> tuple[int, Any]:
         return status, json.loads(body)
     except ValueError:
         return status, None
-
-
-def wait_until(condition: Callable[[], bool], describe: Callable[[], object], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, describe()
-        time.sleep(0.5)
 
 
 def test_a_task_posted_to_the_web_container_reaches_success(stack: Stack) -> None:

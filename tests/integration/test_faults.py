@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -37,6 +36,7 @@ from tests.integration.conftest import (
 )
 from tests.metrics import INTERNAL
 from tests.tasks import context_probe, stubborn_task
+from tests.waiting import wait_until
 
 if TYPE_CHECKING:  # imported where containers start: a run without Docker never loads testcontainers
     from testcontainers.core.container import DockerContainer
@@ -119,7 +119,7 @@ def test_broker_restart_loses_no_queued_task(
         rabbitmq = own.rabbitmq.get_wrapped_container()
         rabbitmq.kill()  # a crash: only what RabbitMQ confirmed (fsynced) may survive
         rabbitmq.start()
-        wait_until_ready(client)
+        wait_until(lambda: client.get("/readyz").status_code == 200, "the services did not come back", 60)
         # Not restarted, the worker serves a new task: it reconnected by itself.
         wait_for_state(client, client.post("/task/").headers["Location"], "SUCCESS", timeout=60)
         assert app.extensions["celery"].control.add_consumer(
@@ -128,14 +128,6 @@ def test_broker_restart_loses_no_queued_task(
         for location in queued:
             wait_for_state(client, location, "SUCCESS", timeout=60)
         assert worker.poll() is None
-
-
-def wait_until_ready(client: FlaskClient, timeout: float = 60) -> None:
-    """Poll /readyz until both services answer."""
-    deadline = time.monotonic() + timeout
-    while client.get("/readyz").status_code != 200:
-        assert time.monotonic() < deadline, "the services did not come back"
-        time.sleep(0.5)
 
 
 def test_worker_killed_mid_task_is_redelivered_to_a_new_worker(write_config: WriteConfig, tmp_path: Path) -> None:
@@ -305,12 +297,3 @@ def test_the_workers_health_check_tells_a_frozen_worker_from_a_live_one(
             os.killpg(worker.pid, signal.SIGCONT)
         wait_until(touched_after(last_touched), "the thawed worker did not touch its heartbeat file again")
         assert healthy()
-
-
-def wait_until(condition: Callable[[], bool], failure: str, timeout: float = 30) -> float:
-    """Poll until `condition` holds; the seconds it took."""
-    started = time.monotonic()
-    while not condition():
-        assert time.monotonic() - started < timeout, failure
-        time.sleep(0.2)
-    return time.monotonic() - started
