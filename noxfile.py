@@ -48,7 +48,7 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def unit(session: nox.Session) -> None:
-    """The eager unit tier only: no services, a few seconds."""
+    """The eager unit tier only: no services, about a minute."""
     install(session)
     session.run("pytest", *UNIT_TIER, *session.posargs)
 
