@@ -193,8 +193,11 @@ def test_a_duplicate_while_another_run_holds_the_lease_is_sent_again_for_later(
     )
 
 
-def test_a_claim_answers_the_seconds_left_of_the_lease_it_met(redis_app: Flask, redis: Redis) -> None:
+def test_a_claim_answers_the_seconds_left_of_the_lease_it_met(
+    redis_app: Flask, redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A lease's claim() answers the other run's lease in seconds: what the duplicate waits."""
+    monkeypatch.setattr(runs, "LEASE_SECONDS", 40.0)  # long enough that a unit's error shows past the test's 20 ms
     backend, task_id = redis_app.extensions["celery"].backend, str(uuid.uuid4())
     first = runs._Lease(backend, task_id)
     assert first.claim() == 0
@@ -204,6 +207,34 @@ def test_a_claim_answers_the_seconds_left_of_the_lease_it_met(redis_app: Flask, 
     finally:
         first.end()
     assert held is not None and left_ms - 20 <= held * 1000 <= left_ms
+
+
+def test_a_lease_with_no_time_left_to_tell_still_holds_the_task(redis_app: Flask, redis: Redis) -> None:
+    """A lease key Redis gives no time left (PTTL -1: no expiry; 0: under a millisecond) is still held.
+
+    claim() answers a millisecond at least: never 0 (taken, the task would run beside the
+    other run) nor less (finished, the message would be dropped).
+    """
+    backend, task_id = redis_app.extensions["celery"].backend, str(uuid.uuid4())
+    redis.set(backend.get_key_for_task(task_id, ".run"), "another-run")
+    assert runs._Lease(backend, task_id).claim() == 0.001
+
+
+def test_a_run_whose_lease_went_to_another_run_leaves_that_lease_alone(
+    redis_app: Flask, redis: Redis, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Its lease lapsed and another run took the key: renewals neither extend it nor count as held; end() keeps it."""
+    monkeypatch.setattr(runs, "RENEW_EVERY_SECONDS", 0.01)
+    lease = runs._Lease(redis_app.extensions["celery"].backend, task_id := str(uuid.uuid4()))
+    assert lease.claim() == 0
+    redis.set(lease.key, "another-run", px=5000)  # shorter than LEASE_SECONDS: a renewal would make it longer
+    lapsed = f"the run lease of {task_id} lapsed: another run may start"
+    deadline = time.monotonic() + 30
+    while lapsed not in caplog.messages and time.monotonic() < deadline:
+        time.sleep(0.01)
+    lease.end()
+    assert lapsed in caplog.messages
+    assert (redis.get(lease.key), redis.pttl(lease.key) <= 5000) == (b"another-run", True)
 
 
 @pytest.mark.parametrize(("seconds", "milliseconds"), [(0.0004, 1), (0.0016, 2)])
