@@ -1,7 +1,7 @@
 """Celery's Redis result backends: no result subscription for every task sent; a task's state only moves forward.
 
 Each write is one Lua script that checks the stored state (final_states.py) and writes, in
-one round trip. The same backend keeps the run leases of app/tasking/runs.py. CELERY_DEFAULTS
+one round trip; app/tasking/runs.py's run lease uses these backends and STATES. CELERY_DEFAULTS
 selects these classes for ``redis://``, ``rediss://`` and ``sentinel://``. Delete each part
 once Celery subscribes only when a caller waits, and keeps a FAILURE and a REVOKED as it keeps
 a SUCCESS, in one step (the template's docs/upstream.md, "the Redis result backend subscribes", "a later write").
@@ -21,7 +21,7 @@ from redis.commands.core import Script
 from app.fixes.final_states import FINAL_STATES
 from app.fixes.redis_waits import RereadingResultConsumer
 
-# Lua: the status of a record (JSON), or nil; whether a key's record is final; whether it may be replaced.
+# Lua: the status of a record (JSON), or nil; the final states; whether a key's record may be replaced.
 STATES = (
     "local function status(record)\n"
     "    if not record then return nil end\n"
@@ -30,7 +30,6 @@ STATES = (
     "    return nil\n"
     "end\n"
     "local final = {" + ", ".join(f"{state} = true" for state in sorted(FINAL_STATES)) + "}\n"
-    "local function is_final(key) return final[status(redis.call('GET', key))] == true end\n"
     "local function replaces(key, record)\n"
     "    local current = status(redis.call('GET', key))\n"
     "    if current == nil or current == 'PENDING' then return true end\n"
@@ -64,20 +63,6 @@ for i = 1, n do
 end
 redis.call('PUBLISH', KEYS[1], ARGV[3])
 return kept
-""",
-    # A run's lease: -1 if the task's record is final, 0 once taken for ARGV[2] ms under the run's token
-    # ARGV[1], else the milliseconds another run still holds it.
-    "claim_run": STATES
-    + """
-if is_final(KEYS[1]) then return -1 end
-if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
-return math.max(redis.call('PTTL', KEYS[2]), 1)
-""",
-    # Renew (ARGV[2] ms) or release (no ARGV[2]) a lease, if the run's token still holds it.
-    "keep_or_end_run": """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-if ARGV[2] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return redis.call('DEL', KEYS[1])
 """,
 }
 
@@ -137,28 +122,6 @@ class PublisherRedisBackend(RedisBackend):  # type: ignore[misc]
         """Store ``value`` under ``key`` and tell waiters, unless the key holds a record that is to stay."""
         seconds = self.expires if expires is None else expires
         self._scripts["set_unless_final"](keys=[key], args=[1, int(seconds or 0), value])
-
-    def claim_run(self, task_id: str, token: str, seconds: float) -> float | None:
-        """Take ``task_id``'s run lease for ``seconds``: 0; None if the task finished; else the seconds it is held."""
-        keys = [self.get_key_for_task(task_id), self._lease(task_id)]
-        held: int = self._scripts["claim_run"](keys=keys, args=[token, _ms(seconds)])
-        return None if held < 0 else held / 1000
-
-    def renew_run(self, task_id: str, token: str, seconds: float) -> bool:
-        """Hold the lease ``seconds`` more; False if the run lost it (it expired)."""
-        return bool(self._scripts["keep_or_end_run"](keys=[self._lease(task_id)], args=[token, _ms(seconds)]))
-
-    def release_run(self, task_id: str, token: str) -> None:
-        """End the lease, unless it expired and another run holds it now."""
-        self._scripts["keep_or_end_run"](keys=[self._lease(task_id)], args=[token])
-
-    def _lease(self, task_id: str) -> bytes:
-        key: bytes = self.get_key_for_task(task_id, ".run")  # beside the task's record, under its key prefix
-        return key
-
-
-def _ms(seconds: float) -> int:
-    return max(1, round(seconds * 1000))
 
 
 class PublisherSentinelBackend(PublisherRedisBackend, SentinelBackend):  # type: ignore[misc]

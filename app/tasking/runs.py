@@ -20,6 +20,7 @@ from typing import Any
 from celery import Task, states
 from celery.exceptions import Ignore
 
+from app.fixes.redis_results import STATES, PublisherRedisBackend
 from app.tasking import backend_errors
 
 # A lease outlives its run's last renewal by this long: the time a dead run's task waits.
@@ -27,6 +28,19 @@ LEASE_SECONDS = 10.0
 RENEW_EVERY_SECONDS = LEASE_SECONDS / 4
 # The run's own writes do not wait out Celery's retries of a backend that is away.
 NO_RETRY = {"max_retries": 0}
+# Lua: -1 if the task's record (KEYS[1]) is final, 0 once its lease KEYS[2] is taken for ARGV[2] ms
+# under the run's token ARGV[1], else the milliseconds another run still holds it.
+CLAIM = f"""{STATES}
+if final[status(redis.call('GET', KEYS[1]))] then return -1 end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
+return math.max(redis.call('PTTL', KEYS[2]), 1)
+"""
+# Renew (ARGV[2] ms) or release (no ARGV[2]) a lease, if the run's token still holds it.
+KEEP_OR_END = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return redis.call('DEL', KEYS[1])
+"""
 
 logger = logging.getLogger(__name__)
 
@@ -64,13 +78,13 @@ def started(task: Task) -> None:
 def _claim(task: Task) -> _Lease | None:
     """The run's lease (None where the backend keeps none); Ignore if the task finished or runs elsewhere."""
     backend, task_id = task.backend, task.request.id
-    claim_run = getattr(backend, "claim_run", None)  # the factory's Redis backends
-    if claim_run is None:
+    # Kept on the factory's Redis backends (on Celery's once app/fixes/redis_results.py goes: the import fails then).
+    if not isinstance(backend, PublisherRedisBackend):
         if backend.get_state(task_id) in states.READY_STATES:
             _drop(task)
         return None
-    token = uuid.uuid4().hex
-    held = claim_run(task_id, token, LEASE_SECONDS)
+    lease = _Lease(backend, task_id)
+    held = lease.claim()
     if held is None:
         _drop(task)
     if held:
@@ -78,7 +92,7 @@ def _claim(task: Task) -> _Lease | None:
         task.signature_from_request(countdown=held).apply_async()
         logger.info("%s[%s] is running elsewhere: message sent again for %.1f s from now", task.name, task_id, held)
         raise Ignore()
-    return _Lease(backend, task_id, token)
+    return lease
 
 
 def _drop(task: Task) -> None:
@@ -87,18 +101,25 @@ def _drop(task: Task) -> None:
 
 
 class _Lease:
-    """A run's lease on its task id, renewed by a thread of its own while the run goes on."""
+    """A run's lease on its task id (a key beside its record), renewed by a thread of its own while the run goes on."""
 
-    def __init__(self, backend: Any, task_id: str, token: str) -> None:
-        self.backend, self.task_id, self.token = backend, task_id, token
+    def __init__(self, backend: Any, task_id: str) -> None:
+        self.backend, self.task_id, self.token = backend, task_id, uuid.uuid4().hex
+        self.key: bytes = backend.get_key_for_task(task_id, ".run")  # under the backend's key prefix
         self._ended = threading.Event()
         self._renewer = threading.Thread(target=self._renew, name=f"lease {task_id}", daemon=True)
-        self._renewer.start()
+
+    def claim(self) -> float | None:
+        """Take it for LEASE_SECONDS, renewed until end(): 0; None if the task finished; else the seconds it is held."""
+        held = self._run(CLAIM, [self.backend.get_key_for_task(self.task_id), self.key], LEASE_SECONDS)
+        if held == 0:
+            self._renewer.start()
+        return None if held < 0 else held / 1000
 
     def _renew(self) -> None:
         while not self._ended.wait(RENEW_EVERY_SECONDS):
             try:
-                if not self.backend.renew_run(self.task_id, self.token, LEASE_SECONDS):
+                if not self._run(KEEP_OR_END, [self.key], LEASE_SECONDS):
                     logger.warning("the run lease of %s lapsed: another run may start", self.task_id)
             except backend_errors(self.backend) as error:
                 logger.warning("result backend unreachable (%s): run lease not renewed", error)
@@ -107,6 +128,12 @@ class _Lease:
         self._ended.set()
         self._renewer.join()
         try:
-            self.backend.release_run(self.task_id, self.token)
+            self._run(KEEP_OR_END, [self.key])  # unless it lapsed and another run holds it now
         except backend_errors(self.backend) as error:  # it lapses by itself
             logger.warning("result backend unreachable (%s): run lease left to lapse", error)
+
+    def _run(self, script: str, keys: list[bytes], *seconds: float) -> int:
+        # Sent by its SHA1 (EVALSHA): redis-py sends the text only when Redis answers NOSCRIPT. Times
+        # go in whole milliseconds, at least one (PX 0 Redis refuses).
+        milliseconds = [max(1, round(each * 1000)) for each in seconds]
+        return int(self.backend.client.register_script(script)(keys=keys, args=[self.token, *milliseconds]))

@@ -211,19 +211,6 @@ def test_a_task_sent_is_recorded_pending_under_its_own_id(redis: Redis, write_co
     assert (record["status"], record["task_id"]) == (states.PENDING, "task-1")
 
 
-def test_a_lease_shorter_than_a_millisecond_is_asked_for_one(
-    redis: Redis, write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Leases go to Redis in whole milliseconds, at least one: 0.4 ms is 1 (PX 0 Redis refuses), 1.6 ms is 2."""
-    backend = backend_on(redis, write_config)
-    sent: list[tuple[Any, ...]] = []
-    send = redis.execute_command
-    monkeypatch.setattr(redis, "execute_command", lambda *args, **options: sent.append(args) or send(*args, **options))
-    assert backend.claim_run("task-1", "run-1", 0.0004) == 0
-    backend.renew_run("task-1", "run-1", 0.0016)  # the lease may have expired: renewed or not, asked for 2 ms
-    assert sorted({args[-1] for args in sent if args[0] == "EVALSHA"}) == [1, 2]
-
-
 def test_a_failure_expires_as_result_failure_expires_says(redis: Redis, write_config: WriteConfig) -> None:
     """A FAILURE keeps `result_failure_expires` (Celery passes it on), not `result_expires`; other states do not."""
     backend = backend_on(redis, write_config, result_expires=60, result_failure_expires=30)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
+import time
 import uuid
+from collections import Counter
 from typing import Any
 
 import fakeredis
@@ -43,10 +46,28 @@ def app(request: pytest.FixtureRequest, redis: Redis, write_config: WriteConfig)
 @pytest.fixture
 def redis_app(redis: Redis, write_config: WriteConfig) -> Flask:
     """An app on the factory's Redis backend (which keeps run leases), its Redis a FakeRedis."""
-    write_config({**IN_MEMORY_CONFIG, "celery": {**IN_MEMORY_CONFIG["celery"], "result_backend": "redis://"}})
+    return app_on(redis, write_config, "redis://")
+
+
+def app_on(redis: Redis, write_config: WriteConfig, result_backend: str) -> Flask:
+    """An app whose result backend (one of the factory's Redis backends) talks to ``redis``."""
+    write_config({**IN_MEMORY_CONFIG, "celery": {**IN_MEMORY_CONFIG["celery"], "result_backend": result_backend}})
     app = create_app()
     app.extensions["celery"].backend.client = redis
     return app
+
+
+def sending(redis: Redis, monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
+    """The commands sent to ``redis`` from now on, each with its arguments."""
+    sent: list[tuple[Any, ...]] = []
+    send = redis.execute_command
+    monkeypatch.setattr(redis, "execute_command", lambda *args, **options: sent.append(args) or send(*args, **options))
+    return sent
+
+
+def sha1(script: str) -> str:
+    """The SHA1 Redis knows ``script`` by (EVALSHA)."""
+    return hashlib.sha1(script.encode()).hexdigest()
 
 
 def run(app: Flask, task_id: str, key: str | None = None) -> str:
@@ -120,15 +141,18 @@ def test_started_is_not_stored_where_nothing_asks_for_it(
 
 def test_a_task_called_directly_reads_no_backend(redis_app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
     """Called as a function (no message, no id): it just runs."""
-    backend = redis_app.extensions["celery"].backend
-    monkeypatch.setattr(backend, "claim_run", lambda *args: pytest.fail("the result backend was read"))
+    monkeypatch.setattr(runs._Lease, "claim", lambda lease: pytest.fail("the result backend was read"))
     with redis_app.app_context():
         assert counted_task(key := str(uuid.uuid4())) == 1
     assert RUNS[key] == 1
 
 
-def test_a_run_holds_a_lease_that_expires_and_ends_it_when_done(redis_app: Flask, redis: Redis) -> None:
-    """On Redis the run holds its task id's lease, expiring within LEASE_SECONDS; it is gone after the run."""
+@pytest.mark.parametrize("result_backend", ["redis://", "sentinel://127.0.0.1:1/0"], ids=["redis", "sentinel"])
+def test_a_run_holds_a_lease_that_expires_and_ends_it_when_done(
+    redis: Redis, write_config: WriteConfig, result_backend: str
+) -> None:
+    """On Redis (behind Sentinel too) a run holds its task id's lease, expiring within LEASE_SECONDS, until it ends."""
+    redis_app = app_on(redis, write_config, result_backend)
     task_id = str(uuid.uuid4())
     lease = redis_app.extensions["celery"].backend.get_key_for_task(task_id, ".run")
     seen: list[int] = []
@@ -148,13 +172,13 @@ def test_a_run_holds_a_lease_that_expires_and_ends_it_when_done(redis_app: Flask
 
 
 def test_a_duplicate_while_another_run_holds_the_lease_is_sent_again_for_later(
-    redis_app: Flask, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    redis_app: Flask, redis: Redis, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Another run holds the lease: this message does not run now; it is published again, as it was, for later."""
     caplog.set_level(logging.INFO, logger="app.tasking.runs")
     celery_app = redis_app.extensions["celery"]
     task_id = str(uuid.uuid4())
-    assert celery_app.backend.claim_run(task_id, "the-first-run", 4.0) == 0
+    redis.set(celery_app.backend.get_key_for_task(task_id, ".run"), "the-first-run", px=4000)
     sent: list[dict[str, Any]] = []
     monkeypatch.setattr(celery_app.tasks[counted_task.name], "apply_async", lambda *a, **options: sent.append(options))
     assert run(redis_app, task_id) == IGNORED
@@ -169,21 +193,87 @@ def test_a_duplicate_while_another_run_holds_the_lease_is_sent_again_for_later(
     )
 
 
-def test_a_claim_answers_the_seconds_left_of_the_lease_it_met(redis_app: Flask, redis: Redis) -> None:
-    """claim_run's answer is the other run's lease in seconds: what the duplicate waits."""
+def test_a_claim_answers_the_seconds_left_of_the_lease_it_met(
+    redis_app: Flask, redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lease's claim() answers the other run's lease in seconds: what the duplicate waits."""
+    monkeypatch.setattr(runs, "LEASE_SECONDS", 40.0)  # long enough that a unit's error shows past the test's 20 ms
     backend, task_id = redis_app.extensions["celery"].backend, str(uuid.uuid4())
-    assert backend.claim_run(task_id, "the-first-run", 40.0) == 0
-    left_ms = redis.pttl(backend.get_key_for_task(task_id, ".run"))
-    held = backend.claim_run(task_id, "a-duplicate", 40.0)
-    assert left_ms - 20 <= held * 1000 <= left_ms
+    first = runs._Lease(backend, task_id)
+    assert first.claim() == 0
+    try:
+        left_ms = redis.pttl(first.key)
+        held = runs._Lease(backend, task_id).claim()
+    finally:
+        first.end()
+    assert held is not None and left_ms - 20 <= held * 1000 <= left_ms
+
+
+def test_a_lease_with_no_time_left_to_tell_still_holds_the_task(redis_app: Flask, redis: Redis) -> None:
+    """A lease key Redis gives no time left (PTTL -1: no expiry; 0: under a millisecond) is still held.
+
+    claim() answers a millisecond at least: never 0 (taken, the task would run beside the
+    other run) nor less (finished, the message would be dropped).
+    """
+    backend, task_id = redis_app.extensions["celery"].backend, str(uuid.uuid4())
+    redis.set(backend.get_key_for_task(task_id, ".run"), "another-run")
+    assert runs._Lease(backend, task_id).claim() == 0.001
+
+
+def test_a_run_whose_lease_went_to_another_run_leaves_that_lease_alone(
+    redis_app: Flask, redis: Redis, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Its lease lapsed and another run took the key: renewals neither extend it nor count as held; end() keeps it."""
+    monkeypatch.setattr(runs, "RENEW_EVERY_SECONDS", 0.01)
+    lease = runs._Lease(redis_app.extensions["celery"].backend, task_id := str(uuid.uuid4()))
+    assert lease.claim() == 0
+    redis.set(lease.key, "another-run", px=5000)  # shorter than LEASE_SECONDS: a renewal would make it longer
+    lapsed = f"the run lease of {task_id} lapsed: another run may start"
+    deadline = time.monotonic() + 30
+    while lapsed not in caplog.messages and time.monotonic() < deadline:
+        time.sleep(0.01)
+    lease.end()
+    assert lapsed in caplog.messages
+    assert (redis.get(lease.key), redis.pttl(lease.key) <= 5000) == (b"another-run", True)
+
+
+@pytest.mark.parametrize(("seconds", "milliseconds"), [(0.0004, 1), (0.0016, 2)])
+def test_a_lease_shorter_than_a_millisecond_is_asked_for_one(
+    redis_app: Flask, redis: Redis, monkeypatch: pytest.MonkeyPatch, seconds: float, milliseconds: int
+) -> None:
+    """Leases go to Redis in whole milliseconds, at least one: 0.4 ms is 1 (PX 0 Redis refuses), 1.6 ms is 2."""
+    monkeypatch.setattr(runs, "LEASE_SECONDS", seconds)
+    lease = runs._Lease(redis_app.extensions["celery"].backend, str(uuid.uuid4()))
+    sent = sending(redis, monkeypatch)
+    assert lease.claim() == 0
+    lease.end()
+    claims = [args for args in sent if args[0] == "EVALSHA" and args[1] == sha1(runs.CLAIM)]
+    assert claims and {args[-1] for args in claims} == {milliseconds}
+
+
+def test_the_lease_scripts_go_to_redis_once_then_by_their_sha1(
+    redis_app: Flask, redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runs send the lease's Lua by its SHA1 (EVALSHA): Redis gets each script's text once (SCRIPT LOAD), no EVAL."""
+    sent = sending(redis, monkeypatch)
+    for _ in range(3):
+        assert run(redis_app, str(uuid.uuid4())) == states.SUCCESS
+    scripts = {sha1(script): script for script in (runs.CLAIM, runs.KEEP_OR_END)}
+    loaded = [args[1] for args in sent if args[0] == "SCRIPT LOAD" and args[1] in scripts.values()]
+    called = Counter(args[1] for args in sent if args[0] == "EVALSHA" and args[1] in scripts)
+    assert sorted(loaded) == sorted(scripts.values())
+    assert called == dict.fromkeys(scripts, 3 + 1)  # claimed and ended thrice; the first, refused NOSCRIPT, again
+    assert not [args for args in sent if args[0].startswith("EVAL") and args[0] != "EVALSHA"]
 
 
 def test_a_lease_no_longer_renewed_lapses_and_the_task_runs(redis_app: Flask, redis: Redis) -> None:
     """The run that held the lease died (no renewal): once it lapses, the next message runs the task."""
     celery_app = redis_app.extensions["celery"]
     task_id = str(uuid.uuid4())
-    celery_app.backend.claim_run(task_id, "a-dead-run", 4.0)
-    redis.delete(celery_app.backend.get_key_for_task(task_id, ".run"))  # as it lapses
+    lease = celery_app.backend.get_key_for_task(task_id, ".run")
+    redis.set(lease, "a-dead-run", px=1)
+    while redis.exists(lease):  # it lapses
+        time.sleep(0.001)
     assert run(redis_app, task_id) == states.SUCCESS
     assert RUNS[task_id] == 1
 
@@ -195,14 +285,15 @@ def test_the_lease_is_renewed_while_the_run_goes_on(
     monkeypatch.setattr(runs, "RENEW_EVERY_SECONDS", 0.01)
     backend = redis_app.extensions["celery"].backend
     renewals = threading.Semaphore(0)
-    renew = backend.renew_run
+    run_script = runs._Lease._run
 
-    def renew_and_tell(*args: Any) -> bool:
-        renewed_lease: bool = renew(*args)
-        renewals.release()
-        return renewed_lease
+    def run_and_tell(lease: runs._Lease, script: str, keys: list[bytes], *seconds: float) -> int:
+        answer = run_script(lease, script, keys, *seconds)
+        if script == runs.KEEP_OR_END and seconds:  # a renewal
+            renewals.release()
+        return answer
 
-    monkeypatch.setattr(backend, "renew_run", renew_and_tell)
+    monkeypatch.setattr(runs._Lease, "_run", run_and_tell)
     task_id = str(uuid.uuid4())
     lease = backend.get_key_for_task(task_id, ".run")
     seen: list[int] = []
@@ -250,12 +341,11 @@ def test_with_the_backend_away_the_task_still_runs(
     redis_app: Flask, redis: Redis, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Redis refusing: no lease, no STARTED, yet the task runs and succeeds (as with plain Celery), each step logged."""
-    backend = redis_app.extensions["celery"].backend
 
-    def refuse(*args: Any) -> None:
+    def refuse(lease: runs._Lease) -> None:
         raise RedisConnectionError("refused")
 
-    monkeypatch.setattr(backend, "claim_run", refuse)
+    monkeypatch.setattr(runs._Lease, "claim", refuse)
     send = redis.execute_command
     refused: list[str] = []
 
@@ -280,15 +370,16 @@ def test_a_lease_that_cannot_be_renewed_or_ended_is_left_to_lapse(
 ) -> None:
     """Redis going away mid-run: the renewals and the release fail, logged; the run ends as usual."""
     monkeypatch.setattr(runs, "RENEW_EVERY_SECONDS", 0.01)
-    backend = redis_app.extensions["celery"].backend
     failed = threading.Event()
+    run_script = runs._Lease._run
 
-    def refuse(*args: Any) -> bool:
+    def refuse_after_the_claim(lease: runs._Lease, script: str, keys: list[bytes], *seconds: float) -> int:
+        if script == runs.CLAIM:
+            return run_script(lease, script, keys, *seconds)
         failed.set()
         raise RedisConnectionError("gone")
 
-    monkeypatch.setattr(backend, "renew_run", refuse)
-    monkeypatch.setattr(backend, "release_run", refuse)
+    monkeypatch.setattr(runs._Lease, "_run", refuse_after_the_claim)
     monkeypatch.setattr(counted_task, "run", lambda key: failed.wait(timeout=30) and 1)
     assert run(redis_app, str(uuid.uuid4())) == states.SUCCESS
     assert "result backend unreachable (gone): run lease not renewed" in caplog.messages
