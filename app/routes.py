@@ -12,11 +12,10 @@ from celery import Celery, states
 from celery.backends.base import BaseKeyValueStoreBackend
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from flask import Blueprint, abort, current_app, render_template
-from kombu.exceptions import OperationalError
 
 from app.observability.logs import current_client
 from app.service import NAME
-from app.tasking import PROGRESS, ClientError, backend_errors
+from app.tasking import PROGRESS, ClientError
 from app.tasks import sample_task
 from app.web.auth import owned_by
 from app.web.dependencies import dependency, mask_secrets
@@ -53,7 +52,7 @@ def task_status(task_id: Any) -> dict[str, Any]:
     """Answer a submitted task's state, and its result or error once it has one."""
     celery_app = _celery()
     task_id = str(task_id)
-    with dependency("result backend", backend_errors(celery_app.backend), celery_app):
+    with dependency("result backend"):
         meta = _submitted_meta(celery_app, task_id)
     state, value = meta["status"], meta["result"]
     body: dict[str, Any] = {"task_id": task_id, "state": state}
@@ -82,13 +81,13 @@ def cancel_task(task_id: Any) -> tuple[dict[str, Any], int]:
     """
     celery_app = _celery()
     task_id = str(task_id)
-    with dependency("result backend", backend_errors(celery_app.backend), celery_app):
+    with dependency("result backend"):
         if _submitted_meta(celery_app, task_id)["status"] not in states.READY_STATES:
             celery_app.backend.mark_as_revoked(task_id, "cancelled")
         state = _submitted_meta(celery_app, task_id)["status"]
     if state != states.REVOKED:
         abort(409, description=f"The task has already finished ({state}); there is nothing to cancel.")
-    with dependency("broker", (OperationalError,), celery_app):
+    with dependency("broker"):
         celery_app.control.revoke(task_id)  # workers drop its message as it arrives
     return {"task_id": task_id, "state": states.REVOKED}, 202
 

@@ -21,11 +21,9 @@ from typing import Any
 from celery import Task, uuid
 from flask import Blueprint, abort, current_app, request, url_for
 from flask.sansio.blueprints import BlueprintSetupState
-from kombu.exceptions import OperationalError
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from app.observability.metrics import PUBLISH_SECONDS
-from app.tasking import backend_errors
 from app.web.dependencies import CONFIRM_TIMEOUT, dependency
 from app.web.idempotency import parse_key, submit_once
 from app.web.unfinished_tasks import unfinished_slot
@@ -64,11 +62,7 @@ def accept(task_name: str, kwargs: dict[str, Any]) -> tuple[dict[str, Any], int,
             return str(task.apply_async(kwargs=kwargs, task_id=task_id, slot=slot, confirm_timeout=CONFIRM_TIMEOUT).id)
 
     # The id record is written first (celery_app.FlaskTask): if that fails, nothing is published.
-    with (
-        dependency("result backend", backend_errors(celery_app.backend), celery_app),
-        dependency("broker", (OperationalError,), celery_app),
-        PUBLISH_SECONDS.time(),
-    ):
+    with dependency("result backend"), dependency("broker"), PUBLISH_SECONDS.time():
         task_id = send() if key is None else submit_once(celery_app, key, {task_name: kwargs}, send)
     return {"task_id": task_id, "state": "PENDING"}, 202, {"Location": url_for("tasks.task_status", task_id=task_id)}
 
