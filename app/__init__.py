@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
+from werkzeug.exceptions import HTTPException
 
 from app import routes
 from app.celery_app import celery_init_app
@@ -47,7 +48,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(routes.bp)
     app.register_blueprint(dependencies.bp)
     app.register_blueprint(contract.bp)
-    contract.register_error_handlers(app)
+    app.register_error_handler(HTTPException, contract.http_error_as_json)
     metrics.init_app(app)
     init_tracing(app)
     return app
