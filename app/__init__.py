@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
+from werkzeug.exceptions import HTTPException
 
 from app import routes
 from app.celery_app import celery_init_app
@@ -36,10 +37,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = 16 * 1024
     app.config.from_mapping(load_config(os.environ))
     if test_config:
-        overrides = dict(test_config)
-        celery_overrides = overrides.pop("CELERY", {})
-        app.config.from_mapping(overrides)
-        app.config["CELERY"] = {**app.config["CELERY"], **celery_overrides}
+        app.config.from_mapping(test_config, CELERY={**app.config["CELERY"], **test_config.get("CELERY", {})})
     celery_init_app(app)
     request_id.init_app(app)  # first: every answer has its id, a 401 too
     auth.init_app(app)  # then who calls, which the limits count by
@@ -47,7 +45,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(routes.bp)
     app.register_blueprint(dependencies.bp)
     app.register_blueprint(contract.bp)
-    contract.register_error_handlers(app)
+    app.register_error_handler(HTTPException, contract.http_error_as_json)
     metrics.init_app(app)
     init_tracing(app)
     return app

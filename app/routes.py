@@ -8,15 +8,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from celery import Celery, states
-from celery.backends.base import BaseKeyValueStoreBackend
+from celery import states
+from celery.backends.base import Backend, BaseKeyValueStoreBackend
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from flask import Blueprint, abort, current_app, render_template
-from kombu.exceptions import OperationalError
 
 from app.observability.logs import current_client
 from app.service import NAME
-from app.tasking import PROGRESS, ClientError, backend_errors
+from app.tasking import PROGRESS, ClientError
 from app.tasks import sample_task
 from app.web.auth import owned_by
 from app.web.dependencies import dependency, mask_secrets
@@ -24,12 +23,6 @@ from app.web.task_api import expose
 
 bp = Blueprint("tasks", __name__)
 expose(bp, "/task/", sample_task)
-
-
-def _celery() -> Celery:
-    # This Flask app's own Celery app, not the process-wide default: two apps may coexist.
-    celery_app: Celery = current_app.extensions["celery"]
-    return celery_app
 
 
 @bp.get("/")
@@ -51,10 +44,10 @@ def index() -> str:
 @bp.get("/task/<uuid:task_id>")
 def task_status(task_id: Any) -> dict[str, Any]:
     """Answer a submitted task's state, and its result or error once it has one."""
-    celery_app = _celery()
+    celery_app = current_app.extensions["celery"]  # this app's own, not the process's default: two apps may coexist
     task_id = str(task_id)
-    with dependency("result backend", backend_errors(celery_app.backend), celery_app):
-        meta = _submitted_meta(celery_app, task_id)
+    with dependency("result backend"):
+        meta = _submitted_meta(celery_app.backend, task_id)
     state, value = meta["status"], meta["result"]
     body: dict[str, Any] = {"task_id": task_id, "state": state}
     if state == PROGRESS:
@@ -80,27 +73,26 @@ def cancel_task(task_id: Any) -> tuple[dict[str, Any], int]:
     a running task stops at its next checkpoint() (app/tasks.py). Nothing is killed: a
     pool process may be running another task by the time a signal reaches it.
     """
-    celery_app = _celery()
+    celery_app = current_app.extensions["celery"]
     task_id = str(task_id)
-    with dependency("result backend", backend_errors(celery_app.backend), celery_app):
-        if _submitted_meta(celery_app, task_id)["status"] not in states.READY_STATES:
+    with dependency("result backend"):
+        if _submitted_meta(celery_app.backend, task_id)["status"] not in states.READY_STATES:
             celery_app.backend.mark_as_revoked(task_id, "cancelled")
-        state = _submitted_meta(celery_app, task_id)["status"]
+        state = _submitted_meta(celery_app.backend, task_id)["status"]
     if state != states.REVOKED:
         abort(409, description=f"The task has already finished ({state}); there is nothing to cancel.")
-    with dependency("broker", (OperationalError,), celery_app):
+    with dependency("broker"):
         celery_app.control.revoke(task_id)  # workers drop its message as it arrives
     return {"task_id": task_id, "state": states.REVOKED}, 202
 
 
-def _submitted_meta(celery_app: Celery, task_id: str) -> dict[str, Any]:
+def _submitted_meta(backend: Backend, task_id: str) -> dict[str, Any]:
     """The task's stored state and result, or 404 for an id never submitted.
 
     Celery says PENDING for any id, so every message sent records its id (celery_app.FlaskTask). A key-value backend
     (Redis) tells both in one read: no record, never submitted (or its result expired).
     Another client's task answers the same (app/web/auth.py).
     """
-    backend = celery_app.backend
     client = current_client()
     if client is None or owned_by(backend, task_id, client):  # another client's task is none of its business
         if isinstance(backend, BaseKeyValueStoreBackend):

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from flask import Blueprint, Flask, current_app, json
+from flask import Blueprint, current_app, json
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
@@ -23,13 +23,8 @@ from app.web.task_api import parameters_of
 bp = Blueprint("contract", __name__)
 
 
-def register_error_handlers(app: Flask) -> None:
-    """Answer JSON for every HTTP error, unhandled exceptions (500) included."""
-    app.register_error_handler(HTTPException, http_error_as_json)
-
-
 def http_error_as_json(error: HTTPException) -> Response:
-    """Keep the status and headers (``Allow`` on 405) of ``error``, with a JSON body."""
+    """Any HTTP error as JSON, an unhandled exception's 500 included: its status and headers (``Allow`` on 405) kept."""
     response = error.get_response()
     response.data = json.dumps({"error": {"code": error.code, "name": error.name, "message": error.description}})
     response.content_type = "application/json"

@@ -14,10 +14,12 @@ from urllib.parse import unquote, urlsplit
 
 from celery import Celery
 from flask import Blueprint, current_app
+from kombu.exceptions import OperationalError
 from werkzeug.exceptions import ServiceUnavailable
 
 from app.fixes.amqp_blocked import BrokerBlocked
 from app.observability.metrics import UNAVAILABLE, internal
+from app.tasking import backend_errors
 
 # A broker that took the connection but stopped answering must not hang a request: wait
 # this long for RabbitMQ's publisher confirm, then 503 (the Redis transport has socket
@@ -54,14 +56,21 @@ def mask_secrets(text: str, celery_app: Celery) -> str:
 
 
 @contextmanager
-def dependency(name: str, errors: tuple[type[BaseException], ...], celery_app: Celery) -> Iterator[None]:
-    """Turn ``errors`` raised inside into 503 Service Unavailable, logged without secrets."""
+def dependency(name: str) -> Iterator[None]:
+    """Turn the ``"broker"``'s or the ``"result backend"``'s errors raised inside into 503, logged without secrets."""
+    celery_app = current_app.extensions["celery"]
+    errors = (OperationalError,) if name == "broker" else backend_errors(celery_app.backend)
     try:
         yield
     except errors as error:
-        logger.warning("%s unreachable: %s", name, _describe(error, celery_app))
-        UNAVAILABLE.labels(name).inc()
-        raise ServiceUnavailable(f"The {name} is unreachable; try again later.") from None
+        raise unavailable(name, _describe(error, celery_app)) from None
+
+
+def unavailable(name: str, why: str) -> ServiceUnavailable:
+    """The 503 of a dependency out of reach, ``why`` logged, counted by the dependency's name."""
+    logger.warning("%s unreachable: %s", name, why)
+    UNAVAILABLE.labels(name).inc()
+    return ServiceUnavailable(f"The {name} is unreachable; try again later.")
 
 
 def readiness(celery_app: Celery) -> dict[str, str]:

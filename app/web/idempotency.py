@@ -20,6 +20,7 @@ import json
 import threading
 import uuid
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
 from celery import Celery
@@ -46,39 +47,33 @@ def parse_key(header: str) -> str:
 def submit_once(celery_app: Celery, key: str, parameters: dict[str, Any], submit: Callable[[str], str]) -> str:
     """The task id for `key`, queued by `submit(task_id)` unless a request with the key did it before."""
     backend = celery_app.backend
-    if isinstance(backend, RedisBackend):
-        return _submit_once(celery_app, key, parameters, submit)
-    if not isinstance(backend, KeyValueStoreBackend):
+    if not isinstance(backend, (RedisBackend, KeyValueStoreBackend)):
         abort(501, description="Idempotency-Key needs a key-value result backend (Redis, memcached, file).")
-    with _LOCAL:  # no atomic "add" there: one request of this process at a time instead
-        return _submit_once(celery_app, key, parameters, submit)
-
-
-def _submit_once(celery_app: Celery, key: str, parameters: dict[str, Any], submit: Callable[[str], str]) -> str:
-    backend = celery_app.backend
-    # Each client's keys are its own (app/web/auth.py): another's same key is another key.
-    client = current_client()
-    digest = hashlib.sha256((key if client is None else f"{client}\n{key}").encode()).hexdigest()
-    # Beside the task records, under the backend's own key prefix.
-    record_name = backend.get_key_for_task(f"idempotency-key-{digest}")
-    lock_name = backend.get_key_for_task(f"idempotency-lock-{digest}")
-    fingerprint = hashlib.sha256(json.dumps(parameters, sort_keys=True).encode()).hexdigest()
-    new = json.dumps({"task_id": str(uuid.uuid4()), "fingerprint": fingerprint})
-    record = json.loads(_add(backend, record_name, new, backend.expires) or new)
-    if record["fingerprint"] != fingerprint:
-        abort(422, description="This Idempotency-Key was used with other parameters.")
-    task_id: str = record["task_id"]
-    if celery_app.AsyncResult(task_id).exists():  # accepted before: answer the same
-        return task_id
-    if _add(backend, lock_name, "accepting", ACCEPTING_SECONDS) is not None:
-        abort(409, description="A request with this Idempotency-Key is being accepted; try again shortly.")
-    try:
-        return submit(task_id)
-    except OperationalError:
-        backend.delete(record_name)  # before the lock goes: no other request takes the refused id
-        raise
-    finally:
-        backend.delete(lock_name)
+    # Elsewhere than on Redis no atomic "add" (_add): one request of this process at a time instead.
+    with nullcontext() if isinstance(backend, RedisBackend) else _LOCAL:
+        # Each client's keys are its own (app/web/auth.py): another's same key is another key.
+        client = current_client()
+        digest = hashlib.sha256((key if client is None else f"{client}\n{key}").encode()).hexdigest()
+        # Beside the task records, under the backend's own key prefix.
+        record_name = backend.get_key_for_task(f"idempotency-key-{digest}")
+        lock_name = backend.get_key_for_task(f"idempotency-lock-{digest}")
+        fingerprint = hashlib.sha256(json.dumps(parameters, sort_keys=True).encode()).hexdigest()
+        new = json.dumps({"task_id": str(uuid.uuid4()), "fingerprint": fingerprint})
+        record = json.loads(_add(backend, record_name, new, backend.expires) or new)
+        if record["fingerprint"] != fingerprint:
+            abort(422, description="This Idempotency-Key was used with other parameters.")
+        task_id: str = record["task_id"]
+        if celery_app.AsyncResult(task_id).exists():  # accepted before: answer the same
+            return task_id
+        if _add(backend, lock_name, "accepting", ACCEPTING_SECONDS) is not None:
+            abort(409, description="A request with this Idempotency-Key is being accepted; try again shortly.")
+        try:
+            return submit(task_id)
+        except OperationalError:
+            backend.delete(record_name)  # before the lock goes: no other request takes the refused id
+            raise
+        finally:
+            backend.delete(lock_name)
 
 
 def _add(backend: KeyValueStoreBackend, name: bytes, value: str, seconds: int | None) -> bytes | str | None:

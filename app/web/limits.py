@@ -11,7 +11,6 @@ backend's does; a Redis error elsewhere is not theirs to name.
 from __future__ import annotations
 
 import functools
-import logging
 import math
 import time
 
@@ -19,13 +18,11 @@ from flask import Flask, current_app, request
 from flask.typing import ResponseReturnValue
 from flask_limiter import Limiter, RateLimitExceeded
 from limits.errors import StorageError
-from werkzeug.exceptions import ServiceUnavailable, TooManyRequests
+from werkzeug.exceptions import TooManyRequests
 
-from app.observability.metrics import UNAVAILABLE
 from app.web import unfinished_tasks
 from app.web.auth import who
-
-logger = logging.getLogger(__name__)
+from app.web.dependencies import unavailable
 
 
 def init_app(app: Flask) -> None:
@@ -53,10 +50,8 @@ def init_app(app: Flask) -> None:
 
 
 def _unavailable(name: str, error: StorageError) -> ResponseReturnValue:
-    """The limits' Redis is out of reach: 503 as JSON, as dependencies.dependency() answers."""
-    logger.warning("%s unreachable: %s", name, type(error.storage_error).__name__)
-    UNAVAILABLE.labels(name).inc()
-    return current_app.handle_http_exception(ServiceUnavailable(f"The {name} is unreachable; try again later."))
+    """The limits' Redis is out of reach: 503 as JSON."""
+    return current_app.handle_http_exception(unavailable(name, type(error.storage_error).__name__))
 
 
 def _retry_after(limiter: Limiter, error: RateLimitExceeded) -> ResponseReturnValue:

@@ -21,11 +21,9 @@ from typing import Any
 from celery import Task, uuid
 from flask import Blueprint, abort, current_app, request, url_for
 from flask.sansio.blueprints import BlueprintSetupState
-from kombu.exceptions import OperationalError
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from app.observability.metrics import PUBLISH_SECONDS
-from app.tasking import backend_errors
 from app.web.dependencies import CONFIRM_TIMEOUT, dependency
 from app.web.idempotency import parse_key, submit_once
 from app.web.unfinished_tasks import unfinished_slot
@@ -47,16 +45,20 @@ def _serve(state: BlueprintSetupState, rule: str, task: Task) -> None:
 
 
 def start(task_name: str) -> tuple[dict[str, Any], int, dict[str, str]]:
-    """The view of every exposed task: queue it with the body's keyword arguments; 202, its id and Location."""
+    """The view of every exposed task: queue it with the body's keyword arguments, or 400 naming each one at fault."""
     task = current_app.extensions["celery"].tasks[task_name]  # this app's, not the process's default app's
-    return accept(task_name, _validated(parameters_of(task)))
+    try:
+        kwargs = parameters_of(task).model_validate(json_object()).model_dump(exclude_unset=True)
+    except ValidationError as error:
+        problems = [f"{'.'.join(map(str, problem['loc']))}: {problem['msg']}" for problem in error.errors()]
+        abort(400, description="Parameter " + "; parameter ".join(problems) + ".")
+    return accept(task, kwargs)
 
 
-def accept(task_name: str, kwargs: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
-    """Queue this app's task with ``kwargs`` (valid), once per Idempotency-Key: 202, its id and Location; 503, 429."""
+def accept(task: Task, kwargs: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
+    """Queue ``task`` with ``kwargs`` (valid), once per Idempotency-Key: 202, its id and Location; 503, 429."""
     celery_app = current_app.extensions["celery"]
-    task = celery_app.tasks[task_name]
-    key = parse_key(request.headers["Idempotency-Key"]) if "Idempotency-Key" in request.headers else None
+    key = request.headers.get("Idempotency-Key", type=parse_key)
 
     def send(task_id: str | None = None) -> str:
         task_id = task_id or uuid()
@@ -64,12 +66,8 @@ def accept(task_name: str, kwargs: dict[str, Any]) -> tuple[dict[str, Any], int,
             return str(task.apply_async(kwargs=kwargs, task_id=task_id, slot=slot, confirm_timeout=CONFIRM_TIMEOUT).id)
 
     # The id record is written first (celery_app.FlaskTask): if that fails, nothing is published.
-    with (
-        dependency("result backend", backend_errors(celery_app.backend), celery_app),
-        dependency("broker", (OperationalError,), celery_app),
-        PUBLISH_SECONDS.time(),
-    ):
-        task_id = send() if key is None else submit_once(celery_app, key, {task_name: kwargs}, send)
+    with dependency("result backend"), dependency("broker"), PUBLISH_SECONDS.time():
+        task_id = send() if key is None else submit_once(celery_app, key, {task.name: kwargs}, send)
     return {"task_id": task_id, "state": "PENDING"}, 202, {"Location": url_for("tasks.task_status", task_id=task_id)}
 
 
@@ -97,15 +95,6 @@ def signature_model(task: Task, name: str) -> type[BaseModel]:
     }
     model: type[BaseModel] = create_model(name, __config__=STRICT_JSON, **fields)
     return model
-
-
-def _validated(parameters: type[BaseModel]) -> dict[str, Any]:
-    """The body as keyword arguments, or 400 naming each parameter at fault."""
-    try:
-        return parameters.model_validate(json_object()).model_dump(exclude_unset=True)
-    except ValidationError as error:
-        problems = [f"{'.'.join(map(str, problem['loc']))}: {problem['msg']}" for problem in error.errors()]
-        abort(400, description="Parameter " + "; parameter ".join(problems) + ".")
 
 
 def json_object() -> dict[str, Any]:

@@ -154,6 +154,18 @@ def test_after_a_503_the_same_key_queues_a_new_task(
     assert post(client, key).json["task_id"] == attempts[1]
 
 
+def test_elsewhere_than_on_redis_requests_with_a_key_take_turns_in_the_process(
+    key: str, client: FlaskClient, published: list[str]
+) -> None:
+    """Without Redis's atomic SET, a POST with a key waits for the process's lock: no two check and add at once."""
+    with ThreadPoolExecutor(1) as pool:
+        with idempotency._LOCAL:  # as if another request held it
+            waiting = pool.submit(post, client, key)
+            with pytest.raises(TimeoutError):
+                waiting.result(timeout=0.5)
+        assert (waiting.result(timeout=5).status_code, len(published)) == (202, 1)
+
+
 @pytest.mark.parametrize(
     "key",
     ["", '""', "k" * 256, "bell\x07", "tab\tkey", "café"],

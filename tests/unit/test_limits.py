@@ -132,7 +132,7 @@ def test_the_result_backends_redis_out_of_reach_is_named_so(
         503,
         "The result backend is unreachable; try again later.",
     )
-    assert [record.getMessage() for record in caplog.records if record.name == "app.web.limits"] == [
+    assert [record.getMessage() for record in caplog.records if record.name == "app.web.dependencies"] == [
         "result backend unreachable: ConnectionError"
     ]
 
