@@ -24,7 +24,7 @@ from contextlib import nullcontext
 from typing import Any
 
 from celery import Celery
-from celery.backends.base import KeyValueStoreBackend
+from celery.backends.base import BaseKeyValueStoreBackend
 from celery.backends.redis import RedisBackend
 from flask import abort
 from kombu.exceptions import OperationalError
@@ -47,7 +47,7 @@ def parse_key(header: str) -> str:
 def submit_once(celery_app: Celery, key: str, parameters: dict[str, Any], submit: Callable[[str], str]) -> str:
     """The task id for `key`, queued by `submit(task_id)` unless a request with the key did it before."""
     backend = celery_app.backend
-    if not isinstance(backend, (RedisBackend, KeyValueStoreBackend)):
+    if not isinstance(backend, BaseKeyValueStoreBackend):
         abort(501, description="Idempotency-Key needs a key-value result backend (Redis, memcached, file).")
     # Elsewhere than on Redis no atomic "add" (_add): one request of this process at a time instead.
     with nullcontext() if isinstance(backend, RedisBackend) else _LOCAL:
@@ -76,7 +76,7 @@ def submit_once(celery_app: Celery, key: str, parameters: dict[str, Any], submit
             backend.delete(lock_name)
 
 
-def _add(backend: KeyValueStoreBackend, name: bytes, value: str, seconds: int | None) -> bytes | str | None:
+def _add(backend: BaseKeyValueStoreBackend, name: bytes, value: str, seconds: int | None) -> bytes | str | None:
     """Store `value` under `name` for `seconds` unless something is there; answer what was there, or None."""
     if not isinstance(backend, RedisBackend):  # the caller holds _LOCAL
         existing: bytes | str | None = backend.get(name)
