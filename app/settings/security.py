@@ -28,14 +28,11 @@ LIMIT_DEFAULTS: dict[str, Any] = {"start_rate": "10/second", "unfinished_tasks":
 
 def security_settings(path: Path, settings: Settings, environ: Mapping[str, str]) -> dict[str, Any]:
     """The Flask settings of these keys, or ConfigError naming the key at fault."""
-    # Optional: Flask's, for signed cookies and sessions, which nothing of the factory's uses.
-    secret_key, given = settings.secret_key, settings.model_fields_set
-    if "secret_key" in given and (not isinstance(secret_key, str) or not secret_key):
-        raise ConfigError(path, "secret_key", f"expected a non-empty string, got {type_name(secret_key)}")
+    secret_key = settings.secret_key
     # FLASK_DEBUG as Flask reads it (flask.helpers.get_debug_flag).
     if secret_key in PUBLIC_SECRET_KEYS and environ.get("FLASK_DEBUG", "").lower() in ("", "0", "false", "no"):
         raise ConfigError(path, "secret_key", "is the published example value: set your own (or FLASK_SECRET_KEY)")
-    if "auth" not in given:
+    if "auth" not in settings.model_fields_set:
         raise ConfigError(path, "auth", "missing required key: set auth.tokens (or FLASK_AUTH_TOKENS), or auth: false")
     internal_port = settings.internal_port
     if type(internal_port) is not int or not 1 <= internal_port <= 65535 or internal_port == settings.port:
