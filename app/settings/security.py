@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -45,15 +46,16 @@ def _tokens(path: Path, auth: Any) -> dict[str, bytes] | None:
     """Each client's name and its token's SHA-256; None for ``auth: false`` (no authentication)."""
     if auth is False:
         return None
-    if not isinstance(auth, dict) or set(auth) != {"tokens"}:
-        raise ConfigError(path, "auth", f"expected false, or a mapping with `tokens` alone, got {auth!r}")
+    if not isinstance(auth, dict) or set(auth) != {"tokens"}:  # never a value, which may be a token: keys or type
+        got = f"keys {list(auth)}" if isinstance(auth, dict) else auth if isinstance(auth, bool) else type_name(auth)
+        raise ConfigError(path, "auth", f"expected false, or a mapping with `tokens` alone, got {got}")
     tokens = auth["tokens"]
-    if isinstance(tokens, str):  # FLASK_AUTH_TOKENS: the same mapping, as JSON or YAML
-        tokens = yaml.safe_load(tokens)
+    if isinstance(tokens, str):  # FLASK_AUTH_TOKENS: the same mapping, as JSON or YAML (malformed: a string still)
+        with suppress(yaml.YAMLError):  # whose message would quote the text: a token, maybe
+            tokens = yaml.safe_load(tokens)
     if not isinstance(tokens, dict) or not tokens:
         got = type_name(tokens) if tokens != {} else "none (python cli.py new-token NAME, or FLASK_AUTH_TOKENS)"
-        reason = f"expected a mapping of client names to token hashes, got {got}"
-        raise ConfigError(path, "auth.tokens", reason)
+        raise ConfigError(path, "auth.tokens", f"expected a mapping of client names to token hashes, got {got}")
     for name, digest in tokens.items():
         if not isinstance(name, str) or not CLIENT_NAME.fullmatch(name):
             reason = f"expected client names of 1 to 64 letters, digits, . _ -, got {name!r}"
