@@ -64,8 +64,8 @@ class Settings(BaseModel):
     opentelemetry: Annotated[bool, Expected("true or false")] = False
     # Flask's (signed cookies and sessions, unused by the factory): None unless given, a default pydantic never checks.
     secret_key: NonEmptyString = None  # type: ignore[assignment]
-    # Read and checked by security.py, together (internal_port against port, limits' storage
-    # against the result backend): declared here as keys the file may hold.
+    # Checked by security.py: together (internal_port against port, limits' storage against the result backend),
+    # with errors that show the value or name the client, as config_error's do not: declared here as file keys.
     auth: Annotated[Any, Expected("false, or a mapping with tokens")] = None
     limits: Annotated[Any, Expected("a mapping: start_rate, unfinished_tasks, storage_url")] = None
     internal_port: Annotated[Any, Expected("a TCP port other than port")] = 9090
