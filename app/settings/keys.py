@@ -62,8 +62,7 @@ class Settings(BaseModel):
     retry_backoff_seconds: Seconds = 1
     retry_backoff_max_seconds: Seconds = 60
     opentelemetry: Annotated[bool, Expected("true or false")] = False
-    # Flask's (signed cookies and sessions, unused by the factory): None unless given, a default pydantic never checks.
-    secret_key: NonEmptyString = None  # type: ignore[assignment]
+    secret_key: NonEmptyString = None  # type: ignore[assignment]  # Flask's; unset: None (pydantic checks no default)
     # Checked by security.py: together (internal_port against port, limits' storage against the result backend),
     # with errors that show the value or name the client, as config_error's do not: declared here as file keys.
     auth: Annotated[Any, Expected("false, or a mapping with tokens")] = None
