@@ -62,9 +62,9 @@ class Settings(BaseModel):
     retry_backoff_seconds: Seconds = 1
     retry_backoff_max_seconds: Seconds = 60
     opentelemetry: Annotated[bool, Expected("true or false")] = False
-    # Read and checked by security.py, together (internal_port against port, limits' storage
-    # against the result backend): declared here as keys the file may hold.
-    secret_key: Annotated[Any, Expected("a non-empty string")] = None
+    secret_key: NonEmptyString = None  # type: ignore[assignment]  # Flask's; unset: None (pydantic checks no default)
+    # Checked by security.py: together (internal_port against port, limits' storage against the result backend),
+    # with errors that show the value or name the client, as config_error's do not: declared here as file keys.
     auth: Annotated[Any, Expected("false, or a mapping with tokens")] = None
     limits: Annotated[Any, Expected("a mapping: start_rate, unfinished_tasks, storage_url")] = None
     internal_port: Annotated[Any, Expected("a TCP port other than port")] = 9090

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,14 +29,11 @@ LIMIT_DEFAULTS: dict[str, Any] = {"start_rate": "10/second", "unfinished_tasks":
 
 def security_settings(path: Path, settings: Settings, environ: Mapping[str, str]) -> dict[str, Any]:
     """The Flask settings of these keys, or ConfigError naming the key at fault."""
-    # Optional: Flask's, for signed cookies and sessions, which nothing of the factory's uses.
-    secret_key, given = settings.secret_key, settings.model_fields_set
-    if "secret_key" in given and (not isinstance(secret_key, str) or not secret_key):
-        raise ConfigError(path, "secret_key", f"expected a non-empty string, got {type_name(secret_key)}")
+    secret_key = settings.secret_key
     # FLASK_DEBUG as Flask reads it (flask.helpers.get_debug_flag).
     if secret_key in PUBLIC_SECRET_KEYS and environ.get("FLASK_DEBUG", "").lower() in ("", "0", "false", "no"):
         raise ConfigError(path, "secret_key", "is the published example value: set your own (or FLASK_SECRET_KEY)")
-    if "auth" not in given:
+    if "auth" not in settings.model_fields_set:
         raise ConfigError(path, "auth", "missing required key: set auth.tokens (or FLASK_AUTH_TOKENS), or auth: false")
     internal_port = settings.internal_port
     if type(internal_port) is not int or not 1 <= internal_port <= 65535 or internal_port == settings.port:
@@ -48,15 +46,16 @@ def _tokens(path: Path, auth: Any) -> dict[str, bytes] | None:
     """Each client's name and its token's SHA-256; None for ``auth: false`` (no authentication)."""
     if auth is False:
         return None
-    if not isinstance(auth, dict) or set(auth) != {"tokens"}:
-        raise ConfigError(path, "auth", f"expected false, or a mapping with `tokens` alone, got {auth!r}")
+    if not isinstance(auth, dict) or set(auth) != {"tokens"}:  # never a value, which may be a token: keys or type
+        got = f"keys {list(auth)}" if isinstance(auth, dict) else auth if isinstance(auth, bool) else type_name(auth)
+        raise ConfigError(path, "auth", f"expected false, or a mapping with `tokens` alone, got {got}")
     tokens = auth["tokens"]
-    if isinstance(tokens, str):  # FLASK_AUTH_TOKENS: the same mapping, as JSON or YAML
-        tokens = yaml.safe_load(tokens)
+    if isinstance(tokens, str):  # FLASK_AUTH_TOKENS: the same mapping, as JSON or YAML (malformed: a string still)
+        with suppress(yaml.YAMLError):  # whose message would quote the text: a token, maybe
+            tokens = yaml.safe_load(tokens)
     if not isinstance(tokens, dict) or not tokens:
         got = type_name(tokens) if tokens != {} else "none (python cli.py new-token NAME, or FLASK_AUTH_TOKENS)"
-        reason = f"expected a mapping of client names to token hashes, got {got}"
-        raise ConfigError(path, "auth.tokens", reason)
+        raise ConfigError(path, "auth.tokens", f"expected a mapping of client names to token hashes, got {got}")
     for name, digest in tokens.items():
         if not isinstance(name, str) or not CLIENT_NAME.fullmatch(name):
             reason = f"expected client names of 1 to 64 letters, digits, . _ -, got {name!r}"

@@ -116,3 +116,32 @@ def test_a_missing_or_misplaced_token_says_how_to_set_one(
     with pytest.raises(ConfigError) as error:
         load_config({"FLASK_CONFIG": str(path)})
     assert (error.value.key, error.value.reason) == (key, reason)
+
+
+@pytest.mark.parametrize(
+    ("auth", "environ", "key", "reason"),
+    [
+        ("a-token", {}, "auth", "expected false, or a mapping with `tokens` alone, got a string"),
+        (
+            {"clients": 1},
+            {"FLASK_AUTH_TOKENS": "a-token"},
+            "auth",
+            "expected false, or a mapping with `tokens` alone, got keys ['clients', 'tokens']",
+        ),
+        (
+            False,
+            {"FLASK_AUTH_TOKENS": "{a-token: ["},
+            "auth.tokens",
+            "expected a mapping of client names to token hashes",
+        ),
+    ],
+    ids=["auth-text", "beside-an-unknown-key", "malformed-environment"],
+)
+def test_a_misplaced_token_is_never_shown(
+    write_config: WriteConfig, auth: Any, environ: dict[str, str], key: str, reason: str
+) -> None:
+    """A token where a mapping belongs (auth itself, malformed FLASK_AUTH_TOKENS): its type or key, never its text."""
+    path = write_config(config_with(auth=auth))
+    with pytest.raises(ConfigError) as error:
+        load_config({"FLASK_CONFIG": str(path), **environ})
+    assert (error.value.key, reason in error.value.reason, "a-token" in str(error.value)) == (key, True, False)
