@@ -19,8 +19,8 @@ import pytest
 
 from tests.integration import services
 from tests.integration.conftest import WriteConfig, at_once, cli_worker, create_app_from, wait_for_state
-from tests.integration.test_faults import wait_until
 from tests.metrics import INTERNAL
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.ha
 

@@ -23,7 +23,7 @@ from tests import ROOT
 from tests.integration import services
 from tests.integration.cluster import Node, rabbitmq_cluster
 from tests.integration.conftest import WriteConfig, cli_worker, create_app_from, wait_for_state
-from tests.integration.test_faults import wait_until
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.ha
 

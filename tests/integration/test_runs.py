@@ -12,7 +12,7 @@ from kombu.exceptions import OperationalError
 
 from app.tasks import sample_task
 from tests.integration.conftest import RUN, WriteConfig, cli_worker, create_app_from, wait_for_state
-from tests.integration.test_faults import wait_until
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

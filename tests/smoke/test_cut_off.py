@@ -15,8 +15,8 @@ from flask.testing import FlaskClient
 from pytest_celery import CeleryTestWorker
 
 from tests.integration.conftest import wait_for_state
-from tests.integration.test_faults import wait_until
 from tests.smoke.stack import COMBINATIONS, Stack
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.ha
 
