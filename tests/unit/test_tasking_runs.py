@@ -8,6 +8,8 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import fakeredis
@@ -227,13 +229,11 @@ def test_a_run_whose_lease_went_to_another_run_leaves_that_lease_alone(
     monkeypatch.setattr(runs, "RENEW_EVERY_SECONDS", 0.01)
     lease = runs._Lease(redis_app.extensions["celery"].backend, task_id := str(uuid.uuid4()))
     assert lease.claim() == 0
-    redis.set(lease.key, "another-run", px=5000)  # shorter than LEASE_SECONDS: a renewal would make it longer
-    lapsed = f"the run lease of {task_id} lapsed: another run may start"
-    deadline = time.monotonic() + 30
-    while lapsed not in caplog.messages and time.monotonic() < deadline:
-        time.sleep(0.01)
+    with a_line_logged() as logged:
+        redis.set(lease.key, "another-run", px=5000)  # shorter than LEASE_SECONDS: a renewal would make it longer
+        assert logged.wait(timeout=30)
     lease.end()
-    assert lapsed in caplog.messages
+    assert f"the run lease of {task_id} lapsed: another run may start" in caplog.messages
     assert (redis.get(lease.key), redis.pttl(lease.key) <= 5000) == (b"another-run", True)
 
 
@@ -319,10 +319,6 @@ def test_a_lease_lost_while_running_is_logged(
     monkeypatch.setattr(runs, "RENEW_EVERY_SECONDS", 0.01)
     task_id = str(uuid.uuid4())
     lease = redis_app.extensions["celery"].backend.get_key_for_task(task_id, ".run")
-    logged = threading.Event()
-    handler = logging.Handler()
-    handler.emit = lambda record: logged.set()  # type: ignore[method-assign]
-    logging.getLogger("app.tasking.runs").addHandler(handler)
 
     def lose_the_lease(key: str) -> int:
         redis.delete(lease)
@@ -330,10 +326,8 @@ def test_a_lease_lost_while_running_is_logged(
         return 1
 
     monkeypatch.setattr(counted_task, "run", lose_the_lease)
-    try:
+    with a_line_logged() as logged:
         run(redis_app, task_id)
-    finally:
-        logging.getLogger("app.tasking.runs").removeHandler(handler)
     assert f"the run lease of {task_id} lapsed: another run may start" in caplog.messages
 
 
@@ -384,3 +378,16 @@ def test_a_lease_that_cannot_be_renewed_or_ended_is_left_to_lapse(
     assert run(redis_app, str(uuid.uuid4())) == states.SUCCESS
     assert "result backend unreachable (gone): run lease not renewed" in caplog.messages
     assert "result backend unreachable (gone): run lease left to lapse" in caplog.messages
+
+
+@contextmanager
+def a_line_logged() -> Iterator[threading.Event]:
+    """Inside, an event set once app/tasking/runs.py logs a line (from the renewer's thread too)."""
+    logged = threading.Event()
+    handler = logging.Handler()
+    handler.emit = lambda record: logged.set()  # type: ignore[method-assign]
+    logging.getLogger("app.tasking.runs").addHandler(handler)
+    try:
+        yield logged
+    finally:
+        logging.getLogger("app.tasking.runs").removeHandler(handler)
