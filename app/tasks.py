@@ -41,7 +41,7 @@ Seconds = Annotated[
 ]
 
 
-@shared_task(bind=True, ignore_result=False)  # type: ignore[untyped-decorator]
+@shared_task(bind=True)  # type: ignore[untyped-decorator]
 def sample_task(self: Task, seconds: Seconds | None = None) -> datetime:
     """Sleep for `seconds` (else the configured time) in steps, then return when it finished (UTC).
 

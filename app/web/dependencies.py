@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
 from celery import Celery
@@ -56,7 +56,7 @@ def mask_secrets(text: str, celery_app: Celery) -> str:
 
 
 @contextmanager
-def dependency(name: str) -> Iterator[None]:
+def dependency(name: Literal["broker", "result backend"]) -> Iterator[None]:
     """Turn the ``"broker"``'s or the ``"result backend"``'s errors raised inside into 503, logged without secrets."""
     celery_app = current_app.extensions["celery"]
     errors = (OperationalError,) if name == "broker" else backend_errors(celery_app.backend)

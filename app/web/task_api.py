@@ -24,6 +24,7 @@ from flask.sansio.blueprints import BlueprintSetupState
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from app.observability.metrics import PUBLISH_SECONDS
+from app.settings import ConfigError
 from app.web.dependencies import CONFIRM_TIMEOUT, dependency
 from app.web.idempotency import parse_key, submit_once
 from app.web.unfinished_tasks import unfinished_slot
@@ -38,6 +39,14 @@ def expose(bp: Blueprint, rule: str, task: Task) -> None:
 
 
 def _serve(state: BlueprintSetupState, rule: str, task: Task) -> None:
+    celery_app = state.app.extensions["celery"]
+    if (own := celery_app.tasks.get(task.name)) is None:
+        raise LookupError(f"expose({rule!r}): {task.name} is no task of this app's Celery: declare it @shared_task")
+    if own.ignore_result:  # nothing stored: GET would answer PENDING for ever, DELETE 202 after it ran
+        if celery_app.conf.task_ignore_result:
+            reason = f"expected false: GET /task/<id> reads the state of {task.name} (or give it ignore_result=False)"
+            raise ConfigError(state.app.config["CONFIG_FILE"], "celery.task_ignore_result", reason)
+        raise TypeError(f"expose({rule!r}): {task.name} has ignore_result=True, but GET /task/<id> reads its state")
     view = functools.update_wrapper(functools.partial(start, task.name), start)  # named, as Flask-Limiter needs
     view.task = task  # type: ignore[attr-defined]  # for the OpenAPI description (web/contract.py)
     # `POST /task` too: a redirect to the slash would answer an HTML page.

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from celery import Celery, Task
+from celery import Celery, Task, shared_task
 from celery.app.task import Context
 from celery.exceptions import SoftTimeLimitExceeded, TaskRevokedError, TimeLimitExceeded
 from flask import Blueprint, Flask
@@ -20,6 +20,7 @@ from kombu.exceptions import OperationalError
 from pydantic import BaseModel
 
 from app import create_app, routes, tasks
+from app.settings import ConfigError
 from app.tasking import ClientError, TransientError
 from app.web.task_api import expose, parameters_of
 from tests.tasks import counted_task, echoed_task, failing_task, flaky_task, summed_task
@@ -475,14 +476,15 @@ class InvoiceLine(BaseModel):
     quantity: int
 
 
-def render_invoice(lines: list[InvoiceLine]) -> None:
-    """A task body whose parameter is a list of such structures: only its signature counts here."""
+@shared_task(name="invoice")  # type: ignore[untyped-decorator]  # a name without a module
+def invoice_task(lines: list[InvoiceLine]) -> None:
+    """A task whose parameter is a list of such structures: only its signature counts here."""
 
 
 def test_a_parameters_own_structure_is_described_once_among_the_components(app: Flask) -> None:
     """The operation's schema refers to it by $ref into components/schemas, where it is; it keeps no $defs."""
     extra = Blueprint("extra", __name__)
-    expose(extra, "/invoices/", Celery(set_as_current=False).task(name="invoice", shared=False)(render_invoice))
+    expose(extra, "/invoices/", invoice_task)
     app.register_blueprint(extra)
     spec = app.test_client().get("/openapi.json").json
     schema = spec["paths"]["/invoices/"]["post"]["requestBody"]["content"]["application/json"]["schema"]
@@ -537,10 +539,40 @@ def test_an_exposed_tasks_operation_is_named_after_the_task(client: FlaskClient)
 
 
 def test_a_task_named_without_a_module_is_exposed_under_its_whole_name(write_config: WriteConfig) -> None:
-    """A task given a name of its own without a dot (``@shared_task(name="render")``): its endpoint is start_render."""
-    render = Celery(set_as_current=False).task(name="render", shared=False)(render_invoice)
-    app = app_exposing(write_config, "/render/", render)
-    assert [rule.endpoint for rule in app.url_map.iter_rules() if rule.rule == "/render/"] == ["render.start_render"]
+    """A task named without a dot (``@shared_task(name="invoice")``): its endpoint is start_invoice."""
+    app = app_exposing(write_config, "/invoices/", invoice_task)
+    assert [rule.endpoint for rule in app.url_map.iter_rules() if rule.rule == "/invoices/"] == [
+        "invoices.start_invoice"
+    ]
+
+
+@shared_task(ignore_result=True)  # type: ignore[untyped-decorator]
+def unrecorded_task() -> None:
+    """A task whose state Celery never stores."""
+
+
+def test_a_task_whose_state_is_not_stored_is_refused_as_the_app_is_made(write_config: WriteConfig) -> None:
+    """GET would answer PENDING for ever, DELETE 202 after the run: exposing it fails create_app(), naming it."""
+    with pytest.raises(TypeError, match=r"expose\('/unrecorded/'\): .*unrecorded_task has ignore_result=True"):
+        app_exposing(write_config, "/unrecorded/", unrecorded_task)
+
+
+def test_a_config_that_stores_no_state_is_refused_with_the_exposed_task_named(write_config: WriteConfig) -> None:
+    """``celery.task_ignore_result: true`` with the sample exposed: a ConfigError naming the file and the key."""
+    path = write_config({**IN_MEMORY_CONFIG, "celery": {**IN_MEMORY_CONFIG["celery"], "task_ignore_result": True}})
+    with pytest.raises(ConfigError) as raised:
+        create_app()
+    assert (raised.value.source, raised.value.key) == (str(path), "celery.task_ignore_result")
+    assert raised.value.reason == (
+        f"expected false: GET /task/<id> reads the state of {tasks.sample_task.name} (or give it ignore_result=False)"
+    )
+
+
+def test_a_task_of_another_celery_app_is_refused_as_the_app_is_made(write_config: WriteConfig) -> None:
+    """Exposed, a task that this app's Celery does not know would fail each POST (500): it fails create_app()."""
+    stranger = Celery(set_as_current=False).task(name="stranger", shared=False)(echoed_task.run)
+    with pytest.raises(LookupError, match=r"expose\('/stranger/'\): stranger is no task of this app's Celery"):
+        app_exposing(write_config, "/stranger/", stranger)
 
 
 @pytest.mark.parametrize(
