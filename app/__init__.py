@@ -33,6 +33,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     configure_logging()
     warn_if_unproven()
     app = Flask(__name__)
+    app.json = contract.JSONProvider(app)
     # The API takes no large bodies; Flask answers 413 beyond this instead of reading on.
     app.config["MAX_CONTENT_LENGTH"] = 16 * 1024
     app.config.from_mapping(load_config(os.environ))

@@ -5,7 +5,6 @@ Expose a task of your own with two lines: its import and ``expose(bp, "/invoices
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from celery import states
@@ -50,10 +49,10 @@ def task_status(task_id: Any) -> dict[str, Any]:
         meta = _submitted_meta(celery_app.backend, task_id)
     state, value = meta["status"], meta["result"]
     body: dict[str, Any] = {"task_id": task_id, "state": state}
-    if state == PROGRESS:
+    if state == PROGRESS and isinstance(value, dict) and "progress" in value:  # else a meta of the task's own
         body["progress"] = value["progress"]
     elif state == states.SUCCESS:
-        body["result"] = value.isoformat() if isinstance(value, datetime) else value
+        body["result"] = value  # as JSON: web/contract.py's JSONProvider
     elif state in (states.FAILURE, states.RETRY):
         message = mask_secrets(_describe_failure(value), celery_app)  # a URL in an error message
         body["error"] = {"type": type(value).__name__, "message": message}

@@ -35,6 +35,8 @@ def checkpoint(task: Task, progress: float | None = None) -> None:
 
     Call it from a bound task wherever stopping is safe: nothing kills a cancelled task.
     """
+    if task.request.called_directly:  # a plain call (``sample_task(seconds=0)``): no task id, nothing to record
+        return
     try:
         # The stored state counts: prefork and solo pools read no control message while a task
         # runs. A cancel by Celery's own ``revoke`` alone is stored here.

@@ -1,4 +1,4 @@
-"""What a client may rely on: every error is JSON, and ``GET /openapi.json`` describes every route.
+"""What a client may rely on: a body read as a JSON object, JSON answers, ``GET /openapi.json`` describing every route.
 
 app/web/openapi.yaml describes the routes written by hand, its title the service's name
 (app/service.py); each task exposed with ``expose()`` (task_api.py) is described from its
@@ -7,20 +7,34 @@ signature, with the operation that ``x-start-task`` in the YAML gives every such
 
 from __future__ import annotations
 
+import base64
 import copy
+from datetime import date, time
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import yaml
-from flask import Blueprint, current_app, json
+from flask import Blueprint, abort, current_app, json, request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from app.service import NAME
-from app.web.task_api import parameters_of
 
 bp = Blueprint("contract", __name__)
+
+
+class JSONProvider(DefaultJSONProvider):
+    """Flask's JSON, but dates and times in ISO 8601 (not HTTP's format), bytes in base64: a result may hold any."""
+
+    @staticmethod
+    def default(value: Any) -> Any:
+        if isinstance(value, date | time):
+            return value.isoformat()
+        if isinstance(value, bytes):
+            return base64.b64encode(value).decode()
+        return DefaultJSONProvider.default(value)
 
 
 def http_error_as_json(error: HTTPException) -> Response:
@@ -44,10 +58,9 @@ def openapi() -> dict[str, Any]:
     spec["info"]["title"] = NAME
     start = spec.pop("x-start-task")
     for rule in current_app.url_map.iter_rules():
-        task = getattr(current_app.view_functions[rule.endpoint], "task", None)
-        if task is None:
+        parameters = getattr(current_app.view_functions[rule.endpoint], "parameters", None)
+        if parameters is None:
             continue
-        parameters = parameters_of(task)
         schema = parameters.model_json_schema(ref_template="#/components/schemas/{model}")
         spec["components"]["schemas"].update(schema.pop("$defs", {}))
         operation = copy.deepcopy(start)
@@ -57,3 +70,43 @@ def openapi() -> dict[str, Any]:
         body["content"]["application/json"]["schema"] = schema
         spec["paths"].setdefault(rule.rule, {})["post"] = operation
     return spec
+
+
+def json_object() -> dict[str, Any]:
+    """The body as a JSON object; no body at all reads as an empty one.
+
+    413 past MAX_CONTENT_LENGTH (Flask, as the body is read), 415 for another content
+    type, 400 for anything else that is not a JSON object.
+    """
+    data = request.get_data()
+    # Werkzeug cuts a body sent without Content-Length (chunked) at the limit, silently:
+    # whatever follows the cut makes it too large.
+    cut_at_limit = request.content_length is None and len(data) >= current_app.config["MAX_CONTENT_LENGTH"]
+    if cut_at_limit and request.environ["wsgi.input"].read(1):
+        abort(413)
+    if not data:
+        return {}
+    if not request.is_json:
+        abort(415, description="Send parameters as application/json.")
+    try:
+        body = json.loads(data, parse_float=_number, parse_constant=_refuse)
+    except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested past Python's limit
+        abort(400, description="The body is not valid JSON.")
+    if not isinstance(body, dict):
+        abort(400, description="The body must be a JSON object.")
+    return body
+
+
+def _number(literal: str) -> float:
+    """A number written with a fraction or an exponent: ``750.0`` is the integer 750, as JSON Schema counts it.
+
+    The description says ``integer`` for an ``int`` parameter, and JSON Schema takes 750.0
+    for one; strict validation would refuse it as a float.
+    """
+    number = float(literal)
+    return int(number) if number.is_integer() else number
+
+
+def _refuse(constant: str) -> float:
+    """NaN and Infinity are not JSON, though Python's parser takes them."""
+    raise ValueError(constant)

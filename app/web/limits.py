@@ -67,4 +67,4 @@ def _retry_after(limiter: Limiter, error: RateLimitExceeded) -> ResponseReturnVa
 def _starts_a_task() -> bool:
     """A POST to a task exposed with expose() (task_api.py), whichever it is."""
     view = current_app.view_functions.get(request.endpoint or "")
-    return request.method == "POST" and hasattr(view, "task")
+    return request.method == "POST" and hasattr(view, "parameters")

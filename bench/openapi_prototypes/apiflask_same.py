@@ -14,7 +14,7 @@ from typing import Any
 from flask import Flask, current_app, request
 from flask.json.provider import DefaultJSONProvider
 
-from app.web.task_api import _number, _refuse, json_object
+from app.web.contract import _number, _refuse, json_object
 from bench.openapi_prototypes import apiflask_app
 
 

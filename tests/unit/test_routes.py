@@ -11,7 +11,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from celery import Celery, Task, shared_task
+from celery import Task, shared_task
 from celery.app.task import Context
 from celery.exceptions import SoftTimeLimitExceeded, TaskRevokedError, TimeLimitExceeded
 from flask import Blueprint, Flask
@@ -20,9 +20,9 @@ from kombu.exceptions import OperationalError
 from pydantic import BaseModel
 
 from app import create_app, routes, tasks
-from app.settings import ConfigError
 from app.tasking import ClientError, TransientError
-from app.web.task_api import expose, parameters_of
+from app.web import task_api
+from app.web.task_api import expose
 from tests.tasks import counted_task, echoed_task, failing_task, flaky_task, summed_task
 from tests.unit.conftest import EAGER, IN_MEMORY_CONFIG, WriteConfig, owned
 
@@ -417,11 +417,12 @@ def test_a_parameter_the_body_leaves_out_is_left_out_of_the_message(
     assert published == [body]
 
 
-def test_a_tasks_parameter_model_is_made_once_per_app(app: Flask) -> None:
-    """The model of a task's parameters is built at its first use and kept with the app."""
-    with app.app_context():
-        task = app.extensions["celery"].tasks[tasks.sample_task.name]
-        assert parameters_of(task) is parameters_of(task)
+def test_a_tasks_parameter_model_is_made_once_as_it_is_exposed(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The model of a task's parameters is built as the app is made, not at each POST."""
+    monkeypatch.setattr(task_api, "signature_model", None)
+    assert [client.post("/task/", json={"seconds": 0}).status_code for _ in range(2)] == [202, 202]
 
 
 def test_a_post_waits_at_most_the_confirm_timeout(
@@ -544,35 +545,6 @@ def test_a_task_named_without_a_module_is_exposed_under_its_whole_name(write_con
     assert [rule.endpoint for rule in app.url_map.iter_rules() if rule.rule == "/invoices/"] == [
         "invoices.start_invoice"
     ]
-
-
-@shared_task(ignore_result=True)  # type: ignore[untyped-decorator]
-def unrecorded_task() -> None:
-    """A task whose state Celery never stores."""
-
-
-def test_a_task_whose_state_is_not_stored_is_refused_as_the_app_is_made(write_config: WriteConfig) -> None:
-    """GET would answer PENDING for ever, DELETE 202 after the run: exposing it fails create_app(), naming it."""
-    with pytest.raises(TypeError, match=r"expose\('/unrecorded/'\): .*unrecorded_task has ignore_result=True"):
-        app_exposing(write_config, "/unrecorded/", unrecorded_task)
-
-
-def test_a_config_that_stores_no_state_is_refused_with_the_exposed_task_named(write_config: WriteConfig) -> None:
-    """``celery.task_ignore_result: true`` with the sample exposed: a ConfigError naming the file and the key."""
-    path = write_config({**IN_MEMORY_CONFIG, "celery": {**IN_MEMORY_CONFIG["celery"], "task_ignore_result": True}})
-    with pytest.raises(ConfigError) as raised:
-        create_app()
-    assert (raised.value.source, raised.value.key) == (str(path), "celery.task_ignore_result")
-    assert raised.value.reason == (
-        f"expected false: GET /task/<id> reads the state of {tasks.sample_task.name} (or give it ignore_result=False)"
-    )
-
-
-def test_a_task_of_another_celery_app_is_refused_as_the_app_is_made(write_config: WriteConfig) -> None:
-    """Exposed, a task that this app's Celery does not know would fail each POST (500): it fails create_app()."""
-    stranger = Celery(set_as_current=False).task(name="stranger", shared=False)(echoed_task.run)
-    with pytest.raises(LookupError, match=r"expose\('/stranger/'\): stranger is no task of this app's Celery"):
-        app_exposing(write_config, "/stranger/", stranger)
 
 
 @pytest.mark.parametrize(

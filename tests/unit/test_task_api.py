@@ -1,0 +1,191 @@
+"""A task of the user's, exposed: served as the sample is, or refused as the app is made (app/web/task_api.py).
+
+And what GET answers for it (app/routes.py, contract.py's JSONProvider): its own states and results.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import uuid
+from decimal import Decimal
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from celery import Celery, Task, shared_task
+from celery.contrib.abortable import AbortableTask
+from flask import Flask
+from kombu.utils.json import dumps, loads
+
+from app import create_app, tasks
+from app.settings import ConfigError
+from tests.tasks import echoed_task
+from tests.unit.conftest import IN_MEMORY_CONFIG, WriteConfig
+from tests.unit.test_routes import app_exposing
+
+if TYPE_CHECKING:
+    from pathlib import Path  # for the type checker only, as a service's own tasks may import
+
+
+@shared_task(ignore_result=True)  # type: ignore[untyped-decorator]
+def unrecorded_task() -> None:
+    """A task whose state Celery never stores."""
+
+
+@shared_task(base=AbortableTask)  # type: ignore[untyped-decorator]
+def abortable_task() -> None:
+    """A task of a base class of Celery's own, not the factory's."""
+
+
+@shared_task  # type: ignore[untyped-decorator]
+def positional_task(invoice_id: int, /) -> None:
+    """A parameter no keyword can give."""
+
+
+@shared_task  # type: ignore[untyped-decorator]
+def open_ended_task(**options: Any) -> None:
+    """Any keyword at all."""
+
+
+@shared_task  # type: ignore[untyped-decorator]
+def checked_only_task(path: Path) -> None:
+    """A parameter whose type exists for the type checker alone."""
+
+
+@shared_task  # type: ignore[untyped-decorator]
+def renamed_task(name: str) -> Path:  # type: ignore[empty-body]
+    """A return type that exists for the type checker alone: only the parameters' count."""
+
+
+class Colour(enum.Enum):
+    """An Enum parameter's type."""
+
+    RED = "red"
+
+
+@shared_task  # type: ignore[untyped-decorator]
+def typed_task(when: dt.datetime, ref: uuid.UUID, amount: Decimal, colour: Colour) -> list[str]:
+    """Answer the types it was given."""
+    return [type(value).__name__ for value in (when, ref, amount, colour)]
+
+
+@shared_task(bind=True)  # type: ignore[untyped-decorator]
+def counting_task(self: Task, total: int) -> None:
+    """Report progress as Celery's docs do, in a meta of its own."""
+    self.update_state(state="PROGRESS", meta={"current": 1, "total": total})
+
+
+@shared_task  # type: ignore[untyped-decorator]
+def rendered_task(kind: str) -> Any:
+    """Answer a value JSON has no type for."""
+    return {"bytes": b"%PDF-1.7\xff", "date": dt.date(2025, 1, 2), "nested": [{"at": dt.time(3, 4)}]}[kind]
+
+
+@pytest.mark.parametrize(
+    ("rule", "task", "error", "message"),
+    [
+        ("/unrecorded/", unrecorded_task, TypeError, r"unrecorded_task has ignore_result=True"),
+        ("/abortable/", abortable_task, TypeError, r"abortable_task has a base= of its own"),
+        ("/invoices/<int:invoice_id>", echoed_task, ValueError, r"a rule without variables"),
+        ("/positional/", positional_task, TypeError, r"positional_task: .* none to invoice_id"),
+        ("/open/", open_ended_task, TypeError, r"open_ended_task: .* none to options"),
+        ("/checked/", checked_only_task, TypeError, r"checked_only_task: .*name 'Path' is not defined"),
+    ],
+    ids=["stores-no-state", "another-base", "variable-rule", "positional-only", "any-keyword", "type-checking-only"],
+)
+def test_a_task_expose_cannot_serve_is_refused_as_the_app_is_made(
+    write_config: WriteConfig, rule: str, task: Task, error: type[Exception], message: str
+) -> None:
+    """Instead of a 404 for ever, a PENDING for ever or a 500 at each POST: create_app() fails, naming it."""
+    with pytest.raises(error, match=message):
+        app_exposing(write_config, rule, task)
+
+
+def test_a_config_that_stores_no_state_is_refused_with_the_exposed_task_named(write_config: WriteConfig) -> None:
+    """``celery.task_ignore_result: true`` with the sample exposed: a ConfigError naming the file and the key."""
+    path = write_config({**IN_MEMORY_CONFIG, "celery": {**IN_MEMORY_CONFIG["celery"], "task_ignore_result": True}})
+    with pytest.raises(ConfigError) as raised:
+        create_app()
+    assert (raised.value.source, raised.value.key) == (str(path), "celery.task_ignore_result")
+    assert raised.value.reason == (
+        f"expected false: GET /task/<id> reads the state of {tasks.sample_task.name} (or give it ignore_result=False)"
+    )
+
+
+def test_a_task_of_another_celery_app_is_refused_as_the_app_is_made(write_config: WriteConfig) -> None:
+    """Exposed, a task that this app's Celery does not know would fail each POST (500): it fails create_app()."""
+    stranger = Celery(set_as_current=False).task(name="stranger", shared=False)(echoed_task.run)
+    with pytest.raises(LookupError, match=r"expose\('/stranger/'\): stranger is no task of this app's Celery"):
+        app_exposing(write_config, "/stranger/", stranger)
+
+
+def test_a_return_type_for_the_type_checker_alone_is_not_read(write_config: WriteConfig) -> None:
+    """Only the parameters' annotations make the schema: the task is served."""
+    response = app_exposing(write_config, "/renamed/", renamed_task).test_client().post("/renamed/", json={"name": "a"})
+    assert response.status_code == 202
+
+
+def test_dates_uuids_decimals_and_enums_are_read_as_json_writes_them(
+    write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read strictly from ISO 8601, a UUID's or a decimal's text, an Enum's value: the task gets the types.
+
+    The message carries each as kombu's JSON does, as its type; an Enum as its value, which JSON has.
+    """
+    client = app_exposing(write_config, "/typed/", typed_task).test_client()
+    body = {"when": "2025-01-02T03:04:05Z", "ref": str(uuid.UUID(int=1)), "amount": "12.50", "colour": "red"}
+    location = client.post("/typed/", json=body).headers["Location"]
+    assert client.get(location).json["result"] == ["datetime", "UUID", "Decimal", "str"]
+    published: list[dict[str, Any]] = []
+
+    def publish(task: Task, args: object, kwargs: dict[str, Any], **options: object) -> SimpleNamespace:
+        published.append(kwargs)
+        return SimpleNamespace(id=options["task_id"])
+
+    monkeypatch.setattr(Task, "apply_async", publish)  # Celery's own, below the factory's
+    assert client.post("/typed/", json=body, headers={"Idempotency-Key": "typed"}).status_code == 202
+    assert (
+        loads(dumps(published[0]))
+        == published[0]
+        == {
+            "when": dt.datetime(2025, 1, 2, 3, 4, 5, tzinfo=dt.UTC),
+            "ref": uuid.UUID(int=1),
+            "amount": Decimal("12.50"),
+            "colour": "red",
+        }
+    )
+    response = client.post("/typed/", json={**body, "when": "2 January"})
+    assert (response.status_code, response.json["error"]["message"]) == (
+        400,
+        "Parameter when: Input should be a valid datetime, input is too short.",
+    )
+
+
+def test_a_progress_state_of_the_tasks_own_is_answered_without_a_fraction(write_config: WriteConfig) -> None:
+    """PROGRESS with a meta of the task's own (Celery's docs' current/total): the state, and no `progress`."""
+    client = app_exposing(write_config, "/counting/", counting_task).test_client()
+    app = client.application
+    task_id = str(uuid.uuid4())
+    app.extensions["celery"].backend.store_result(task_id, {"current": 1, "total": 3}, "PROGRESS")
+    assert client.get(f"/task/{task_id}").json == {"task_id": task_id, "state": "PROGRESS"}
+
+
+@pytest.mark.parametrize(
+    ("kind", "result"),
+    [("bytes", "JVBERi0xLjf/"), ("date", "2025-01-02"), ("nested", [{"at": "03:04:00"}])],
+    ids=["bytes-in-base64", "date-in-iso-8601", "nested-time"],
+)
+def test_a_result_json_has_no_type_for_is_answered_in_a_standard_form(
+    write_config: WriteConfig, kind: str, result: object
+) -> None:
+    """Bytes in base64, dates and times in ISO 8601 wherever they are (Flask's own would say a date in HTTP's form)."""
+    client = app_exposing(write_config, "/rendered/", rendered_task).test_client()
+    location = client.post("/rendered/", json={"kind": kind}).headers["Location"]
+    assert client.get(location).json["result"] == result
+
+
+def test_a_task_called_as_a_function_runs_through_its_checkpoints(app: Flask) -> None:
+    """``sample_task(seconds=0)``, as a unit test of a task calls it: no task id, nothing recorded, no error."""
+    with app.app_context():
+        assert isinstance(tasks.sample_task(seconds=0), dt.datetime)
