@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import enum
 import time
+import uuid
 from collections import Counter
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from celery import Task, shared_task
@@ -83,3 +87,20 @@ def summed_task(numbers: list[int]) -> int:
 def echoed_task(value):  # type: ignore[no-untyped-def]  # a parameter without an annotation
     """Answer `value`, whatever JSON it is."""
     return value
+
+
+class Colour(enum.Enum):
+    """An Enum parameter's type."""
+
+    RED = "red"
+
+
+@shared_task
+def typed_task(when: datetime, ref: uuid.UUID, amount: Decimal, colour: Colour) -> dict[str, Any]:
+    """Answer the types it was given, and values JSON has no type for: a date, bytes."""
+    return {"types": [type(value).__name__ for value in (when, ref, amount, colour)], "on": when.date(), "raw": b"\xff"}
+
+
+# A body for typed_task, as a client writes it; `typed_task` answers TYPED_RESULT for it.
+TYPED_BODY = {"when": "2025-01-02T03:04:05Z", "ref": str(uuid.UUID(int=1)), "amount": "12.50", "colour": "red"}
+TYPED_RESULT = {"types": ["datetime", "UUID", "Decimal", "str"], "on": "2025-01-02", "raw": "/w=="}

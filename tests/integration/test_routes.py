@@ -6,16 +6,18 @@ import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from celery import Task
 from celery.signals import task_prerun
-from flask import Flask
+from flask import Blueprint, Flask
 from flask.testing import FlaskClient
 
-from tests.integration.conftest import at_once, wait_for_state
-from tests.tasks import failing_task, flaky_task
+from app.web.task_api import expose
+from tests.integration.conftest import at_once, create_app_from, wait_for_state
+from tests.tasks import TYPED_BODY, TYPED_RESULT, failing_task, flaky_task, typed_task
 
 pytestmark = pytest.mark.integration
 # What a client reads of a failure not meant for it (app/routes.py).
@@ -35,6 +37,17 @@ def test_post_is_pending_then_succeeds_with_a_datetime(
     finished = datetime.fromisoformat(body["result"])
     assert finished.tzinfo is not None
     assert abs(datetime.now(UTC) - finished) < timedelta(seconds=30)
+
+
+def test_a_tasks_typed_parameters_and_results_cross_the_broker_and_the_backend(app: Flask, client: FlaskClient) -> None:
+    """A task of the user's: a date, a UUID, a decimal reach it as such; its date and bytes come back ISO and base64."""
+    exposing = create_app_from(Path(app.config["CONFIG_FILE"]))  # the same queue: the session's worker runs it
+    bp = Blueprint("typed", __name__)
+    expose(bp, "/typed/", typed_task)
+    exposing.register_blueprint(bp)
+    typed = exposing.test_client()
+    location = typed.post("/typed/", json=TYPED_BODY).headers["Location"]
+    assert wait_for_state(typed, location, "SUCCESS")["result"] == TYPED_RESULT
 
 
 def test_failed_task_answers_failure_json(app: Flask, client: FlaskClient, caplog: pytest.LogCaptureFixture) -> None:

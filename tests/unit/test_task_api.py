@@ -6,7 +6,6 @@ And what GET answers for it (app/routes.py, contract.py's JSONProvider): its own
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import uuid
 from decimal import Decimal
 from types import SimpleNamespace
@@ -20,7 +19,7 @@ from kombu.utils.json import dumps, loads
 
 from app import create_app, tasks
 from app.settings import ConfigError
-from tests.tasks import echoed_task
+from tests.tasks import TYPED_BODY, TYPED_RESULT, echoed_task, typed_task
 from tests.unit.conftest import IN_MEMORY_CONFIG, WriteConfig
 from tests.unit.test_routes import app_exposing
 
@@ -56,18 +55,6 @@ def checked_only_task(path: Path) -> None:
 @shared_task  # type: ignore[untyped-decorator]
 def renamed_task(name: str) -> Path:  # type: ignore[empty-body]
     """A return type that exists for the type checker alone: only the parameters' count."""
-
-
-class Colour(enum.Enum):
-    """An Enum parameter's type."""
-
-    RED = "red"
-
-
-@shared_task  # type: ignore[untyped-decorator]
-def typed_task(when: dt.datetime, ref: uuid.UUID, amount: Decimal, colour: Colour) -> list[str]:
-    """Answer the types it was given."""
-    return [type(value).__name__ for value in (when, ref, amount, colour)]
 
 
 @shared_task(bind=True)  # type: ignore[untyped-decorator]
@@ -134,9 +121,9 @@ def test_dates_uuids_decimals_and_enums_are_read_as_json_writes_them(
     The message carries each as kombu's JSON does, as its type; an Enum as its value, which JSON has.
     """
     client = app_exposing(write_config, "/typed/", typed_task).test_client()
-    body = {"when": "2025-01-02T03:04:05Z", "ref": str(uuid.UUID(int=1)), "amount": "12.50", "colour": "red"}
+    body = TYPED_BODY
     location = client.post("/typed/", json=body).headers["Location"]
-    assert client.get(location).json["result"] == ["datetime", "UUID", "Decimal", "str"]
+    assert client.get(location).json["result"] == TYPED_RESULT
     published: list[dict[str, Any]] = []
 
     def publish(task: Task, args: object, kwargs: dict[str, Any], **options: object) -> SimpleNamespace:
