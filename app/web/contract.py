@@ -12,11 +12,13 @@ import copy
 from datetime import date, time
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from flask import Blueprint, abort, current_app, json, request
 from flask.json.provider import DefaultJSONProvider
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
@@ -57,18 +59,25 @@ def openapi() -> dict[str, Any]:
     spec = copy.deepcopy(_written())
     spec["info"]["title"] = NAME
     start = spec.pop("x-start-task")
-    for rule in current_app.url_map.iter_rules():
-        parameters = getattr(current_app.view_functions[rule.endpoint], "parameters", None)
-        if parameters is None:
-            continue
-        schema = parameters.model_json_schema(ref_template="#/components/schemas/{model}")
-        spec["components"]["schemas"].update(schema.pop("$defs", {}))
+    views = current_app.view_functions
+    exposed = [
+        (rule, model)
+        for rule in current_app.url_map.iter_rules()
+        if (model := getattr(views[rule.endpoint], "parameters", None))
+    ]
+    # All at once: two structures of one name (a `Line` in two modules) are told apart.
+    keys: list[tuple[type[BaseModel], Literal["validation"]]] = [(model, "validation") for _, model in exposed]
+    refs, described = models_json_schema(keys, ref_template="#/components/schemas/{model}")
+    components = described.get("$defs", {})
+    for (rule, parameters), key in zip(exposed, keys, strict=True):
+        schema = components.pop(refs[key]["$ref"].rsplit("/", 1)[-1])  # the body's own, in place
         operation = copy.deepcopy(start)
         operation.update(summary=f"Start {parameters.__name__}", operationId=rule.endpoint)
         body = operation["requestBody"]
         body["required"] = "required" in schema  # without a body, a task's required parameters are missing: 400
         body["content"]["application/json"]["schema"] = schema
         spec["paths"].setdefault(rule.rule, {})["post"] = operation
+    spec["components"]["schemas"].update(components)
     return spec
 
 

@@ -16,6 +16,7 @@ import functools
 import inspect
 import json
 import typing
+import warnings
 from types import SimpleNamespace
 from typing import Any
 
@@ -111,5 +112,7 @@ def signature_model(task: Task, name: str) -> type[BaseModel]:
         each.name: (hints.get(each.name, Any), ... if each.default is each.empty else each.default)
         for each in parameters
     }
-    model: type[BaseModel] = create_model(name, __config__=STRICT_JSON, **fields)
+    with warnings.catch_warnings():  # a parameter named `validate`, `copy`, `schema` hides BaseModel's old methods only
+        warnings.filterwarnings("ignore", r"Field name .* shadows an attribute in parent", UserWarning)
+        model: type[BaseModel] = create_model(name, __config__=STRICT_JSON, **fields)
     return model

@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from celery import Celery, Task, shared_task
 from celery.contrib.abortable import AbortableTask
-from flask import Flask
+from flask import Blueprint, Flask
 from kombu.utils.json import dumps, loads
+from pydantic import BaseModel, create_model
 
 from app import create_app, tasks
 from app.settings import ConfigError
+from app.web.task_api import expose
 from tests.tasks import TYPED_BODY, TYPED_RESULT, echoed_task, typed_task
 from tests.unit.conftest import IN_MEMORY_CONFIG, WriteConfig
 from tests.unit.test_routes import app_exposing
@@ -67,6 +69,30 @@ def counting_task(self: Task, total: int) -> None:
 def rendered_task(kind: str) -> Any:
     """Answer a value JSON has no type for."""
     return {"bytes": b"%PDF-1.7\xff", "date": dt.date(2025, 1, 2), "nested": [{"at": dt.time(3, 4)}]}[kind]
+
+
+@shared_task  # type: ignore[untyped-decorator]
+def checked_task(copy: str, validate: bool) -> list[object]:
+    """Parameters named as BaseModel's old methods are."""
+    return [copy, validate]
+
+
+def line_model(field: str) -> type[BaseModel]:
+    """A structure named Line with one integer `field`, as two modules may each have one."""
+    return create_model("Line", **{field: (int, ...)})
+
+
+LineOfItems, LineOfHours = line_model("item"), line_model("hours")
+
+
+@shared_task  # type: ignore[untyped-decorator]
+def itemised_task(line: LineOfItems) -> None:  # type: ignore[valid-type]
+    """A parameter of one Line."""
+
+
+@shared_task  # type: ignore[untyped-decorator]
+def timed_task(line: LineOfHours) -> None:  # type: ignore[valid-type]
+    """A parameter of another Line."""
 
 
 @pytest.mark.parametrize(
@@ -176,3 +202,27 @@ def test_a_task_called_as_a_function_runs_through_its_checkpoints(app: Flask) ->
     """``sample_task(seconds=0)``, as a unit test of a task calls it: no task id, nothing recorded, no error."""
     with app.app_context():
         assert isinstance(tasks.sample_task(seconds=0), dt.datetime)
+
+
+def test_parameters_named_as_basemodels_methods_are_taken(write_config: WriteConfig) -> None:
+    """`copy` or `validate` only hide BaseModel's deprecated methods: no warning (an error in a test run), served."""
+    client = app_exposing(write_config, "/checked/", checked_task).test_client()
+    location = client.post("/checked/", json={"copy": "a", "validate": True}).headers["Location"]
+    assert client.get(location).json["result"] == ["a", True]
+
+
+def test_two_structures_of_one_name_are_described_apart(write_config: WriteConfig) -> None:
+    """Each task's `Line` is its own component, and each body refers to its own."""
+    app = app_exposing(write_config, "/items/", itemised_task)
+    extra = Blueprint("hours", __name__)
+    expose(extra, "/hours/", timed_task)
+    app.register_blueprint(extra)
+    spec = app.test_client().get("/openapi.json").json
+    refs = [
+        spec["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]["line"][
+            "$ref"
+        ]
+        for path in ("/items/", "/hours/")
+    ]
+    described = [spec["components"]["schemas"][ref.rsplit("/", 1)[-1]]["required"] for ref in refs]
+    assert described == [["item"], ["hours"]]
