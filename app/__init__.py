@@ -22,6 +22,7 @@ from app.observability.logs import configure_logging
 from app.observability.tracing import init_tracing
 from app.settings import ConfigError, load_config
 from app.web import auth, contract, dependencies, limits, request_id
+from app.web.task_api import ExposeError
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -53,9 +54,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
 
 def create_app_or_exit() -> Flask:
-    """For entrypoints: a bad config ends the process with one line and status 2."""
+    """For entrypoints: a bad config, or a task expose() cannot serve, ends the process with one line and status 2."""
     try:
         return create_app()
-    except ConfigError as error:
+    except (ConfigError, ExposeError) as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None

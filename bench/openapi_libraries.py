@@ -204,8 +204,12 @@ def environment(folder: Path) -> Path:
     python = folder / "bin" / "python"
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
-    install = [str(python), "-m", "pip", "install", "-q", "-r", str(ROOT / "requirements.txt"), *PINS]
-    subprocess.run(install, check=True, stdout=subprocess.DEVNULL)
+    pip = [str(python), "-m", "pip", "install", "-q"]
+    # Two calls: requirements.txt's hashes put pip in --require-hashes mode, which PINS (versions only) fail.
+    subprocess.run(
+        [*pip, "--require-hashes", "-r", str(ROOT / "requirements.txt")], check=True, stdout=subprocess.DEVNULL
+    )
+    subprocess.run([*pip, *PINS], check=True, stdout=subprocess.DEVNULL)
     return python
 
 

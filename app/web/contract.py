@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import base64
 import copy
+import json
 from datetime import date, time
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from flask import Blueprint, abort, current_app, json, request
+from flask import Blueprint, abort, current_app, request
 from flask.json.provider import DefaultJSONProvider
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
@@ -42,7 +43,8 @@ class JSONProvider(DefaultJSONProvider):
 def http_error_as_json(error: HTTPException) -> Response:
     """Any HTTP error as JSON, an unhandled exception's 500 included: its status and headers (``Allow`` on 405) kept."""
     response = error.get_response()
-    response.data = json.dumps({"error": {"code": error.code, "name": error.name, "message": error.description}})
+    body = {"error": {"code": error.code, "name": error.name, "message": error.description}}
+    response.data = current_app.json.dumps(body)
     response.content_type = "application/json"
     return response
 

@@ -36,6 +36,10 @@ from app.web.unfinished_tasks import unfinished_slot
 STRICT_JSON = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, use_enum_values=True)
 
 
+class ExposeError(TypeError):
+    """A task expose() cannot serve: the app is not made (an entrypoint prints one line, exit 2)."""
+
+
 def expose(bp: Blueprint, rule: str, task: Task) -> None:
     """Serve ``POST rule`` on ``bp``, in each app it is registered on: start ``task`` with the body's arguments."""
     bp.record(lambda state: _serve(state, rule, task))
@@ -44,16 +48,16 @@ def expose(bp: Blueprint, rule: str, task: Task) -> None:
 def _serve(state: BlueprintSetupState, rule: str, task: Task) -> None:
     celery_app = state.app.extensions["celery"]
     if (own := celery_app.tasks.get(task.name)) is None:
-        raise LookupError(f"expose({rule!r}): {task.name} is no task of this app's Celery: declare it @shared_task")
+        raise ExposeError(f"expose({rule!r}): {task.name} is no task of this app's Celery: declare it @shared_task")
     if not isinstance(own, celery_app.Task):  # without id record, owner, app context, run guard: GET would 404
-        raise TypeError(f"expose({rule!r}): {task.name} has a base= of its own, not the factory's: drop it")
+        raise ExposeError(f"expose({rule!r}): {task.name} has a base= of its own, not the factory's: drop it")
     if own.ignore_result:  # nothing stored: GET would answer PENDING for ever, DELETE 202 after it ran
         if celery_app.conf.task_ignore_result:
             reason = f"expected false: GET /task/<id> reads the state of {task.name} (or give it ignore_result=False)"
             raise ConfigError(state.app.config["CONFIG_FILE"], "celery.task_ignore_result", reason)
-        raise TypeError(f"expose({rule!r}): {task.name} has ignore_result=True, but GET /task/<id> reads its state")
+        raise ExposeError(f"expose({rule!r}): {task.name} has ignore_result=True, but GET /task/<id> reads its state")
     if "<" in rule:  # a variable would reach the view, not the task
-        raise ValueError(f"expose({rule!r}): a rule without variables: the task's arguments come from the JSON body")
+        raise ExposeError(f"expose({rule!r}): a rule without variables: the task's arguments come from the JSON body")
     # Built now, not at the first POST: a signature pydantic cannot read fails the app, naming the task.
     parameters = signature_model(own, own.name)
     # Named, as Flask-Limiter needs; its parameters kept for the OpenAPI description (web/contract.py).
@@ -99,7 +103,7 @@ def signature_model(task: Task, name: str) -> type[BaseModel]:
     if unnamed := [
         each.name for each in parameters if each.kind not in (each.POSITIONAL_OR_KEYWORD, each.KEYWORD_ONLY)
     ]:
-        raise TypeError(f"{name}: a JSON body gives keyword arguments, none to {', '.join(unnamed)}")
+        raise ExposeError(f"{name}: a JSON body gives keyword arguments, none to {', '.join(unnamed)}")
     # The parameters' annotations only: a return type, or ``self``'s, may be imported for type checkers alone.
     annotations = {each.name: run.__annotations__[each.name] for each in parameters if each.name in run.__annotations__}
     try:
@@ -107,7 +111,7 @@ def signature_model(task: Task, name: str) -> type[BaseModel]:
             SimpleNamespace(__annotations__=annotations), run.__globals__, include_extras=True
         )
     except NameError as error:  # a type imported only `if TYPE_CHECKING:`: pydantic needs it as the app runs
-        raise TypeError(f"{name}: cannot read the annotations of its parameters: {error}") from error
+        raise ExposeError(f"{name}: cannot read the annotations of its parameters: {error}") from error
     fields: dict[str, Any] = {
         each.name: (hints.get(each.name, Any), ... if each.default is each.empty else each.default)
         for each in parameters

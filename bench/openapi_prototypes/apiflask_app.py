@@ -24,7 +24,7 @@ def expose(bp: APIBlueprint, rule: str, task: Task) -> None:
         return accept(task, json_data.model_dump(exclude_unset=True))
 
     start.__name__ = endpoint = f"start_{task.name.rsplit('.', 1)[-1]}"  # named, as Flask-Limiter needs
-    start.task = task  # type: ignore[attr-defined]  # a task start, for limits.py
+    start.parameters = model_of(task)  # type: ignore[attr-defined]  # a task start, for limits.py
     bp.post(rule, endpoint=endpoint, strict_slashes=False)(bp.input(model_of(task))(start))
 
 

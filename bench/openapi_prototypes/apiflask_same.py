@@ -26,7 +26,7 @@ class TodaysJson(DefaultJSONProvider):
 
 
 def _read_as_today() -> None:
-    if request.method == "POST" and hasattr(current_app.view_functions.get(request.endpoint or ""), "task"):
+    if request.method == "POST" and hasattr(current_app.view_functions.get(request.endpoint or ""), "parameters"):
         json_object()
 
 

@@ -47,7 +47,7 @@ def expose(bp: Blueprint, rule: str, task: Task, schema: type[Schema]) -> None:
         return accept(task, kwargs)
 
     start.__name__ = endpoint = f"start_{task.name.rsplit('.', 1)[-1]}"  # named, as Flask-Limiter needs
-    start.task = task  # type: ignore[attr-defined]  # a task start, for limits.py
+    start.parameters = schema  # type: ignore[attr-defined]  # a task start, for limits.py
     decorated = bp.arguments(schema, error_status_code=400)(start)
     bp.route(rule, methods=["POST"], endpoint=endpoint, strict_slashes=False)(decorated)
 

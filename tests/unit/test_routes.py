@@ -485,10 +485,10 @@ def invoice_task(lines: list[InvoiceLine]) -> None:
 def test_a_parameters_own_structure_is_described_once_among_the_components(app: Flask) -> None:
     """The operation's schema refers to it by $ref into components/schemas, where it is; it keeps no $defs."""
     extra = Blueprint("extra", __name__)
-    expose(extra, "/invoices/", invoice_task)
+    expose(extra, "/lines/", invoice_task)  # a path of its own: a service's first task takes /invoices/
     app.register_blueprint(extra)
     spec = app.test_client().get("/openapi.json").json
-    schema = spec["paths"]["/invoices/"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    schema = spec["paths"]["/lines/"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert ("$defs" in schema, schema["properties"]["lines"]["items"]) == (
         False,
         {"$ref": "#/components/schemas/InvoiceLine"},
@@ -541,9 +541,9 @@ def test_an_exposed_tasks_operation_is_named_after_the_task(client: FlaskClient)
 
 def test_a_task_named_without_a_module_is_exposed_under_its_whole_name(write_config: WriteConfig) -> None:
     """A task named without a dot (``@shared_task(name="invoice")``): its endpoint is start_invoice."""
-    app = app_exposing(write_config, "/invoices/", invoice_task)
-    assert [rule.endpoint for rule in app.url_map.iter_rules() if rule.rule == "/invoices/"] == [
-        "invoices.start_invoice"
+    app = app_exposing(write_config, "/unqualified/", invoice_task)
+    assert [rule.endpoint for rule in app.url_map.iter_rules() if rule.rule == "/unqualified/"] == [
+        "unqualified.start_invoice"
     ]
 
 

@@ -18,9 +18,9 @@ from flask import Blueprint, Flask
 from kombu.utils.json import dumps, loads
 from pydantic import BaseModel, create_model
 
-from app import create_app, tasks
+from app import create_app, create_app_or_exit, routes, tasks
 from app.settings import ConfigError
-from app.web.task_api import expose
+from app.web.task_api import ExposeError, expose
 from tests.tasks import TYPED_BODY, TYPED_RESULT, echoed_task, typed_task
 from tests.unit.conftest import IN_MEMORY_CONFIG, WriteConfig
 from tests.unit.test_routes import app_exposing
@@ -95,24 +95,55 @@ def timed_task(line: LineOfHours) -> None:  # type: ignore[valid-type]
     """A parameter of another Line."""
 
 
+# A task of a Celery app other than the factory's.
+stranger_task = Celery(set_as_current=False).task(name="stranger", shared=False)(echoed_task.run)
+
+
 @pytest.mark.parametrize(
-    ("rule", "task", "error", "message"),
+    ("rule", "task", "message"),
     [
-        ("/unrecorded/", unrecorded_task, TypeError, r"unrecorded_task has ignore_result=True"),
-        ("/abortable/", abortable_task, TypeError, r"abortable_task has a base= of its own"),
-        ("/invoices/<int:invoice_id>", echoed_task, ValueError, r"a rule without variables"),
-        ("/positional/", positional_task, TypeError, r"positional_task: .* none to invoice_id"),
-        ("/open/", open_ended_task, TypeError, r"open_ended_task: .* none to options"),
-        ("/checked/", checked_only_task, TypeError, r"checked_only_task: .*name 'Path' is not defined"),
+        ("/unrecorded/", unrecorded_task, r"unrecorded_task has ignore_result=True"),
+        ("/abortable/", abortable_task, r"abortable_task has a base= of its own"),
+        ("/stranger/", stranger_task, r"expose\('/stranger/'\): stranger is no task of this app's Celery"),
+        ("/invoices/<int:invoice_id>", echoed_task, r"a rule without variables"),
+        ("/positional/", positional_task, r"positional_task: .* none to invoice_id"),
+        ("/open/", open_ended_task, r"open_ended_task: .* none to options"),
+        ("/checked/", checked_only_task, r"checked_only_task: .*name 'Path' is not defined"),
     ],
-    ids=["stores-no-state", "another-base", "variable-rule", "positional-only", "any-keyword", "type-checking-only"],
+    ids=[
+        "stores-no-state",
+        "another-base",
+        "another-celery-app",
+        "variable-rule",
+        "positional-only",
+        "any-keyword",
+        "type-checking-only",
+    ],
 )
 def test_a_task_expose_cannot_serve_is_refused_as_the_app_is_made(
-    write_config: WriteConfig, rule: str, task: Task, error: type[Exception], message: str
+    write_config: WriteConfig, rule: str, task: Task, message: str
 ) -> None:
     """Instead of a 404 for ever, a PENDING for ever or a 500 at each POST: create_app() fails, naming it."""
-    with pytest.raises(error, match=message):
+    with pytest.raises(ExposeError, match=message):
         app_exposing(write_config, rule, task)
+
+
+def test_an_entrypoint_refusing_a_task_prints_one_line_and_exits_2(
+    write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As for a bad config: the reason on one line of stderr, status 2, no traceback."""
+    write_config()
+    bp = Blueprint("tasks", __name__)
+    expose(bp, "/unrecorded/", unrecorded_task)
+    monkeypatch.setattr(routes, "bp", bp)  # the routes a service's own routes.py would give
+    with pytest.raises(SystemExit) as caught:
+        create_app_or_exit()
+    assert caught.value.code == 2
+    assert capsys.readouterr() == (
+        "",
+        f"error: expose('/unrecorded/'): {unrecorded_task.name} has ignore_result=True,"
+        " but GET /task/<id> reads its state\n",
+    )
 
 
 def test_a_config_that_stores_no_state_is_refused_with_the_exposed_task_named(write_config: WriteConfig) -> None:
@@ -124,13 +155,6 @@ def test_a_config_that_stores_no_state_is_refused_with_the_exposed_task_named(wr
     assert raised.value.reason == (
         f"expected false: GET /task/<id> reads the state of {tasks.sample_task.name} (or give it ignore_result=False)"
     )
-
-
-def test_a_task_of_another_celery_app_is_refused_as_the_app_is_made(write_config: WriteConfig) -> None:
-    """Exposed, a task that this app's Celery does not know would fail each POST (500): it fails create_app()."""
-    stranger = Celery(set_as_current=False).task(name="stranger", shared=False)(echoed_task.run)
-    with pytest.raises(LookupError, match=r"expose\('/stranger/'\): stranger is no task of this app's Celery"):
-        app_exposing(write_config, "/stranger/", stranger)
 
 
 def test_a_return_type_for_the_type_checker_alone_is_not_read(write_config: WriteConfig) -> None:
