@@ -35,9 +35,9 @@ from bench import ROOT
 PINS = ["apiflask==3.1.2", "flask-openapi3==4.3.2", "flask-smorest==0.47.0"]
 WEB, PROTOTYPES = ROOT / "app" / "web", ROOT / "bench" / "openapi_prototypes"
 Part = tuple[Path, set[str] | None]  # a whole file, or only its named top-level functions and constants
-# What the library approaches keep of today's: JSON errors and results, the YAML; pydantic's, the strict settings.
+# What the library approaches keep of today's: JSON errors and results, the YAML; pydantic's, the signature's model.
 KEPT: list[Part] = [(WEB / "contract.py", {"http_error_as_json", "_written", "JSONProvider"})]
-STRICT: list[Part] = [*KEPT, (WEB / "task_api.py", {"STRICT_JSON"})]
+STRICT: list[Part] = [*KEPT, (WEB / "task_api.py", {"STRICT_JSON", "signature_model"})]
 READING: Part = (WEB / "contract.py", {"json_object", "_number", "_refuse"})
 
 
