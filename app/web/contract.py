@@ -72,14 +72,15 @@ def openapi() -> dict[str, Any]:
     refs, described = models_json_schema(keys, ref_template="#/components/schemas/{model}")
     components = described.get("$defs", {})
     for (rule, parameters), key in zip(exposed, keys, strict=True):
-        schema = components.pop(refs[key]["$ref"].rsplit("/", 1)[-1])  # the body's own, in place
+        schema = components[refs[key]["$ref"].rsplit("/", 1)[-1]]  # the body's own, in place
         operation = copy.deepcopy(start)
         operation.update(summary=f"Start {parameters.__name__}", operationId=rule.endpoint)
         body = operation["requestBody"]
         body["required"] = "required" in schema  # without a body, a task's required parameters are missing: 400
         body["content"]["application/json"]["schema"] = schema
         spec["paths"].setdefault(rule.rule, {})["post"] = operation
-    spec["components"]["schemas"].update(components)
+    bodies = {ref["$ref"].rsplit("/", 1)[-1] for ref in refs.values()}  # one task may be exposed at two rules
+    spec["components"]["schemas"].update({name: schema for name, schema in components.items() if name not in bodies})
     return spec
 
 

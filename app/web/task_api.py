@@ -23,7 +23,8 @@ from typing import Any
 from celery import Task, uuid
 from flask import Blueprint, abort, current_app, request, url_for
 from flask.sansio.blueprints import BlueprintSetupState
-from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+from kombu.utils.json import dumps
+from pydantic import BaseModel, ConfigDict, PydanticUserError, ValidationError, create_model
 
 from app.observability.metrics import PUBLISH_SECONDS
 from app.settings import ConfigError
@@ -50,7 +51,7 @@ def _serve(state: BlueprintSetupState, rule: str, task: Task) -> None:
     if (own := celery_app.tasks.get(task.name)) is None:
         raise ExposeError(f"expose({rule!r}): {task.name} is no task of this app's Celery: declare it @shared_task")
     if not isinstance(own, celery_app.Task):  # without id record, owner, app context, run guard: GET would 404
-        raise ExposeError(f"expose({rule!r}): {task.name} has a base= of its own, not the factory's: drop it")
+        raise ExposeError(f"expose({rule!r}): {task.name} is not of the factory's task class (a base= of its own?)")
     if own.ignore_result:  # nothing stored: GET would answer PENDING for ever, DELETE 202 after it ran
         if celery_app.conf.task_ignore_result:
             reason = f"expected false: GET /task/<id> reads the state of {task.name} (or give it ignore_result=False)"
@@ -70,13 +71,18 @@ def _serve(state: BlueprintSetupState, rule: str, task: Task) -> None:
 def start(task_name: str, parameters: type[BaseModel]) -> tuple[dict[str, Any], int, dict[str, str]]:
     """The view of every exposed task: queue it with the body's keyword arguments, or 400 naming each one at fault."""
     task = current_app.extensions["celery"].tasks[task_name]  # this app's, not the process's default app's
-    try:
-        # Read as JSON, strictly: a date from its ISO text, no "5" for 5. The message carries dates,
-        # times, UUIDs and decimals as such (kombu's JSON), an Enum as its value.
-        kwargs = parameters.model_validate_json(json.dumps(json_object())).model_dump(exclude_unset=True)
+    try:  # read as JSON, strictly: a date from its ISO text, no "5" for 5
+        checked = parameters.model_validate_json(json.dumps(json_object()))
     except ValidationError as error:
+        if (first := error.errors()[0])["type"] == "json_invalid":  # too deep for pydantic, a lone surrogate
+            abort(400, description=f"The body cannot be checked: {first['msg'].split(' at line')[0]}.")
         problems = [f"{'.'.join(map(str, problem['loc']))}: {problem['msg']}" for problem in error.errors()]
         abort(400, description="Parameter " + "; parameter ".join(problems) + ".")
+    kwargs = checked.model_dump(exclude_unset=True)
+    try:
+        dumps(kwargs)  # type: ignore[no-untyped-call]  # kombu's JSON: dates, times, UUIDs, decimals as such
+    except TypeError:  # a set, a Path, an Enum in a structure: sent as JSON has them
+        kwargs = checked.model_dump(mode="json", exclude_unset=True)
     return accept(task, kwargs)
 
 
@@ -98,8 +104,8 @@ def accept(task: Task, kwargs: dict[str, Any]) -> tuple[dict[str, Any], int, dic
 
 def signature_model(task: Task, name: str) -> type[BaseModel]:
     """The model named ``name`` of the task's keyword arguments (a bound task's ``self`` left out), strict as JSON."""
-    run = inspect.unwrap(task.run)  # Celery wraps it for autoretry_for
-    parameters = inspect.signature(run).parameters.values()
+    parameters = inspect.signature(task.run).parameters.values()
+    run = inspect.unwrap(task.run)  # the task's own function, under Celery's wrappers (autoretry_for, pydantic=True)
     if unnamed := [
         each.name for each in parameters if each.kind not in (each.POSITIONAL_OR_KEYWORD, each.KEYWORD_ONLY)
     ]:
@@ -116,7 +122,10 @@ def signature_model(task: Task, name: str) -> type[BaseModel]:
         each.name: (hints.get(each.name, Any), ... if each.default is each.empty else each.default)
         for each in parameters
     }
-    with warnings.catch_warnings():  # a parameter named `validate`, `copy`, `schema` hides BaseModel's old methods only
-        warnings.filterwarnings("ignore", r"Field name .* shadows an attribute in parent", UserWarning)
-        model: type[BaseModel] = create_model(name, __config__=STRICT_JSON, **fields)
+    try:
+        with warnings.catch_warnings():  # a parameter named `validate`, `copy`, `schema` hides BaseModel's old methods
+            warnings.filterwarnings("ignore", r"Field name .* shadows an attribute in parent", UserWarning)
+            model: type[BaseModel] = create_model(name, __config__=STRICT_JSON, **fields)
+    except PydanticUserError as error:  # a type pydantic cannot check, such as a client's class
+        raise ExposeError(f"{name}: {str(error).splitlines()[0]}") from error
     return model

@@ -24,8 +24,8 @@ def expose(bp: APIBlueprint, rule: str, task: Task) -> None:
         return accept(task, json_data.model_dump(exclude_unset=True))
 
     start.__name__ = endpoint = f"start_{task.name.rsplit('.', 1)[-1]}"  # named, as Flask-Limiter needs
-    start.parameters = model_of(task)  # type: ignore[attr-defined]  # a task start, for limits.py
-    bp.post(rule, endpoint=endpoint, strict_slashes=False)(bp.input(model_of(task))(start))
+    start.parameters = model = model_of(task)  # type: ignore[attr-defined]  # a task start, for limits.py
+    bp.post(rule, endpoint=endpoint, strict_slashes=False)(bp.input(model)(start))
 
 
 def as_today(error: HTTPError) -> tuple[dict[str, Any], int, Any]:

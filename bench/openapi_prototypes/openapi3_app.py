@@ -26,7 +26,7 @@ def expose(bp: APIBlueprint, rule: str, task: Task) -> None:
 
     start.__annotations__ = {"body": model_of(task)}  # what the library reads the model from
     start.__name__ = endpoint = f"start_{task.name.rsplit('.', 1)[-1]}"  # named, as Flask-Limiter needs
-    start.parameters = model_of(task)  # type: ignore[attr-defined]  # a task start, for limits.py
+    start.parameters = start.__annotations__["body"]  # type: ignore[attr-defined]  # a task start, for limits.py
     bp.post(rule, endpoint=endpoint, strict_slashes=False)(start)
 
 

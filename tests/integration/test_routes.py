@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from celery import Task
 from celery.signals import task_prerun
+from celery.worker import WorkController
 from flask import Blueprint, Flask
 from flask.testing import FlaskClient
 
@@ -39,7 +40,9 @@ def test_post_is_pending_then_succeeds_with_a_datetime(
     assert abs(datetime.now(UTC) - finished) < timedelta(seconds=30)
 
 
-def test_a_tasks_typed_parameters_and_results_cross_the_broker_and_the_backend(app: Flask, client: FlaskClient) -> None:
+def test_a_tasks_typed_parameters_and_results_cross_the_broker_and_the_backend(
+    app: Flask, embedded_worker: WorkController
+) -> None:
     """A task of the user's: a date, a UUID, a decimal reach it as such; its date and bytes come back ISO and base64."""
     exposing = create_app_from(Path(app.config["CONFIG_FILE"]))  # the same queue: the session's worker runs it
     bp = Blueprint("typed", __name__)

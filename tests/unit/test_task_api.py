@@ -6,8 +6,10 @@ And what GET answers for it (app/routes.py, contract.py's JSONProvider): its own
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import uuid
 from decimal import Decimal
+from pathlib import PurePosixPath
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
@@ -59,12 +61,6 @@ def renamed_task(name: str) -> Path:  # type: ignore[empty-body]
     """A return type that exists for the type checker alone: only the parameters' count."""
 
 
-@shared_task(bind=True)  # type: ignore[untyped-decorator]
-def counting_task(self: Task, total: int) -> None:
-    """Report progress as Celery's docs do, in a meta of its own."""
-    self.update_state(state="PROGRESS", meta={"current": 1, "total": total})
-
-
 @shared_task  # type: ignore[untyped-decorator]
 def rendered_task(kind: str) -> Any:
     """Answer a value JSON has no type for."""
@@ -99,16 +95,50 @@ def timed_task(line: LineOfHours) -> None:  # type: ignore[valid-type]
 stranger_task = Celery(set_as_current=False).task(name="stranger", shared=False)(echoed_task.run)
 
 
+class Client:
+    """A class of the user's, which pydantic cannot check."""
+
+
+@shared_task  # type: ignore[untyped-decorator]
+def connected_task(client: Client) -> None:
+    """A parameter pydantic has no schema for."""
+
+
+class Size(enum.Enum):
+    """An Enum inside a structure."""
+
+    LARGE = "large"
+
+
+class Parcel(BaseModel):
+    """A structure holding an Enum."""
+
+    size: Size
+
+
+@shared_task  # type: ignore[untyped-decorator]
+def tagged_task(tags: set[str], folder: PurePosixPath, parcel: Parcel) -> list[object]:
+    """Parameters kombu's JSON has no type for: a set, a path, an Enum in a structure."""
+    return [sorted(tags), folder, parcel]
+
+
+@shared_task(bind=True, pydantic=True)  # type: ignore[untyped-decorator]
+def parcel_task(self: Task, parcel: Parcel) -> str:
+    """Bound, and given the structure as such by Celery's pydantic=True."""
+    return type(parcel).__name__
+
+
 @pytest.mark.parametrize(
     ("rule", "task", "message"),
     [
         ("/unrecorded/", unrecorded_task, r"unrecorded_task has ignore_result=True"),
-        ("/abortable/", abortable_task, r"abortable_task has a base= of its own"),
+        ("/abortable/", abortable_task, r"abortable_task is not of the factory.s task class"),
         ("/stranger/", stranger_task, r"expose\('/stranger/'\): stranger is no task of this app's Celery"),
         ("/invoices/<int:invoice_id>", echoed_task, r"a rule without variables"),
         ("/positional/", positional_task, r"positional_task: .* none to invoice_id"),
         ("/open/", open_ended_task, r"open_ended_task: .* none to options"),
         ("/checked/", checked_only_task, r"checked_only_task: .*name 'Path' is not defined"),
+        ("/connected/", connected_task, r"connected_task: Unable to generate pydantic-core schema for .*Client"),
     ],
     ids=[
         "stores-no-state",
@@ -118,6 +148,7 @@ stranger_task = Celery(set_as_current=False).task(name="stranger", shared=False)
         "positional-only",
         "any-keyword",
         "type-checking-only",
+        "no-schema",
     ],
 )
 def test_a_task_expose_cannot_serve_is_refused_as_the_app_is_made(
@@ -171,8 +202,7 @@ def test_dates_uuids_decimals_and_enums_are_read_as_json_writes_them(
     The message carries each as kombu's JSON does, as its type; an Enum as its value, which JSON has.
     """
     client = app_exposing(write_config, "/typed/", typed_task).test_client()
-    body = TYPED_BODY
-    location = client.post("/typed/", json=body).headers["Location"]
+    location = client.post("/typed/", json=TYPED_BODY).headers["Location"]
     assert client.get(location).json["result"] == TYPED_RESULT
     published: list[dict[str, Any]] = []
 
@@ -181,7 +211,9 @@ def test_dates_uuids_decimals_and_enums_are_read_as_json_writes_them(
         return SimpleNamespace(id=options["task_id"])
 
     monkeypatch.setattr(Task, "apply_async", publish)  # Celery's own, below the factory's
-    assert client.post("/typed/", json=body, headers={"Idempotency-Key": "typed"}).status_code == 202
+    replays = [client.post("/typed/", json=TYPED_BODY, headers={"Idempotency-Key": "typed"}) for _ in range(2)]
+    assert [response.json["task_id"] for response in replays] == [replays[0].json["task_id"]] * 2
+    assert len(published) == 1  # the fingerprint reads dates and decimals too: the replay queued nothing
     assert (
         loads(dumps(published[0]))
         == published[0]
@@ -192,7 +224,7 @@ def test_dates_uuids_decimals_and_enums_are_read_as_json_writes_them(
             "colour": "red",
         }
     )
-    response = client.post("/typed/", json={**body, "when": "2 January"})
+    response = client.post("/typed/", json={**TYPED_BODY, "when": "2 January"})
     assert (response.status_code, response.json["error"]["message"]) == (
         400,
         "Parameter when: Input should be a valid datetime, input is too short.",
@@ -201,9 +233,9 @@ def test_dates_uuids_decimals_and_enums_are_read_as_json_writes_them(
 
 def test_a_progress_state_of_the_tasks_own_is_answered_without_a_fraction(write_config: WriteConfig) -> None:
     """PROGRESS with a meta of the task's own (Celery's docs' current/total): the state, and no `progress`."""
-    client = app_exposing(write_config, "/counting/", counting_task).test_client()
-    app = client.application
-    task_id = str(uuid.uuid4())
+    write_config()
+    app = create_app()
+    client, task_id = app.test_client(), str(uuid.uuid4())
     app.extensions["celery"].backend.store_result(task_id, {"current": 1, "total": 3}, "PROGRESS")
     assert client.get(f"/task/{task_id}").json == {"task_id": task_id, "state": "PROGRESS"}
 
@@ -250,3 +282,55 @@ def test_two_structures_of_one_name_are_described_apart(write_config: WriteConfi
     ]
     described = [spec["components"]["schemas"][ref.rsplit("/", 1)[-1]]["required"] for ref in refs]
     assert described == [["item"], ["hours"]]
+
+
+def test_what_kombus_json_cannot_carry_is_sent_as_json_has_it(
+    write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A set as a list, a path as text, an Enum in a structure as its value: never an EncodeError at publish (500)."""
+    client = app_exposing(write_config, "/tagged/", tagged_task).test_client()
+    published: list[dict[str, Any]] = []
+
+    def publish(task: Task, args: object, kwargs: dict[str, Any], **options: object) -> SimpleNamespace:
+        published.append(kwargs)
+        return SimpleNamespace(id=options["task_id"])
+
+    monkeypatch.setattr(Task, "apply_async", publish)  # Celery's own, below the factory's
+    body = {"tags": ["a"], "folder": "/srv/in", "parcel": {"size": "large"}}
+    assert client.post("/tagged/", json=body).status_code == 202
+    assert loads(dumps(published[0])) == published[0] == body
+
+
+def test_a_bound_task_with_celerys_pydantic_option_gets_its_structure(write_config: WriteConfig) -> None:
+    """Under Celery's pydantic=True wrapper, `self` stays out of the body; the task gets a Parcel, not a dict."""
+    client = app_exposing(write_config, "/parcels/", parcel_task).test_client()
+    location = client.post("/parcels/", json={"parcel": {"size": "large"}}).headers["Location"]
+    assert client.get(location).json["result"] == "Parcel"
+
+
+def test_a_task_exposed_at_two_rules_is_described_at_both(write_config: WriteConfig) -> None:
+    """One blueprint registered twice: both paths in /openapi.json, their body described in place."""
+    app = app_exposing(write_config, "/items/", itemised_task)
+    again = Blueprint("items-again", __name__)
+    expose(again, "/items/again/", itemised_task)
+    app.register_blueprint(again)
+    paths = app.test_client().get("/openapi.json").json["paths"]
+    bodies = [
+        paths[path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        for path in ("/items/", "/items/again/")
+    ]
+    assert bodies[0] == bodies[1]
+    assert bodies[0]["required"] == ["line"]
+
+
+def test_a_body_too_deep_for_the_check_is_a_400_saying_so(write_config: WriteConfig) -> None:
+    """Valid JSON nested past pydantic's limit, in a parameter that takes any: 400 saying why, not naming ``""``."""
+    response = (
+        app_exposing(write_config, "/echoed/", echoed_task)
+        .test_client()
+        .post("/echoed/", data='{"value": ' + "[" * 300 + "]" * 300 + "}", content_type="application/json")
+    )
+    assert (response.status_code, response.json["error"]["message"]) == (
+        400,
+        "The body cannot be checked: Invalid JSON: recursion limit exceeded.",
+    )
