@@ -64,8 +64,13 @@ def _serve(state: BlueprintSetupState, rule: str, task: Task) -> None:
     # Named, as Flask-Limiter needs; its parameters kept for the OpenAPI description (web/contract.py).
     view = functools.update_wrapper(functools.partial(start, task.name, parameters), start)
     view.parameters = parameters  # type: ignore[attr-defined]
+    endpoint = f"start_{task.name.rsplit('.', 1)[-1]}"
+    if f"{state.name_prefix}.{state.name}.{endpoint}".lstrip(".") in state.app.view_functions:  # Flask's own check
+        raise ExposeError(
+            f"expose({rule!r}): another task is {endpoint} on this blueprint: name one @shared_task(name=)"
+        )
     # `POST /task` too: a redirect to the slash would answer an HTML page.
-    state.add_url_rule(rule, f"start_{task.name.rsplit('.', 1)[-1]}", view, methods=["POST"], strict_slashes=False)
+    state.add_url_rule(rule, endpoint, view, methods=["POST"], strict_slashes=False)
 
 
 def start(task_name: str, parameters: type[BaseModel]) -> tuple[dict[str, Any], int, dict[str, str]]:
