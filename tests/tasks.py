@@ -97,10 +97,11 @@ class Colour(enum.Enum):
 
 @shared_task
 def typed_task(when: datetime, ref: uuid.UUID, amount: Decimal, colour: Colour) -> dict[str, Any]:
-    """Answer the types it was given, and values JSON has no type for: a date, bytes."""
-    return {"types": [type(value).__name__ for value in (when, ref, amount, colour)], "on": when.date(), "raw": b"\xff"}
+    """Answer the types it was given, and values JSON has no type for: a date, bytes, a decimal."""
+    types = [type(value).__name__ for value in (when, ref, amount, colour)]
+    return {"types": types, "on": when.date(), "raw": b"\xff", "amount": amount}
 
 
 # A body for typed_task, as a client writes it; `typed_task` answers TYPED_RESULT for it.
 TYPED_BODY = {"when": "2025-01-02T03:04:05Z", "ref": str(uuid.UUID(int=1)), "amount": "12.50", "colour": "red"}
-TYPED_RESULT = {"types": ["datetime", "UUID", "Decimal", "str"], "on": "2025-01-02", "raw": "/w=="}
+TYPED_RESULT = {"types": ["datetime", "UUID", "Decimal", "str"], "on": "2025-01-02", "raw": "/w==", "amount": "12.50"}
