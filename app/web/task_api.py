@@ -65,7 +65,8 @@ def _serve(state: BlueprintSetupState, rule: str, task: Task) -> None:
     view = functools.update_wrapper(functools.partial(start, task.name, parameters), start)
     view.parameters = parameters  # type: ignore[attr-defined]
     endpoint = f"start_{task.name.rsplit('.', 1)[-1]}"
-    if f"{state.name_prefix}.{state.name}.{endpoint}".lstrip(".") in state.app.view_functions:  # Flask's own check
+    # Named as Flask names it, whose own check of a taken name is an assertion (a traceback, not one line).
+    if ".".join(part for part in (state.name_prefix, state.name, endpoint) if part) in state.app.view_functions:
         raise ExposeError(
             f"expose({rule!r}): another task is {endpoint} on this blueprint: name one @shared_task(name=)"
         )

@@ -117,9 +117,9 @@ class Parcel(BaseModel):
 
 
 @shared_task  # type: ignore[untyped-decorator]
-def tagged_task(tags: set[str], folder: PurePosixPath, parcel: Parcel) -> list[object]:
-    """Parameters kombu's JSON has no type for: a set, a path, an Enum in a structure."""
-    return [sorted(tags), folder, parcel]
+def tagged_task(tags: set[str], folder: PurePosixPath, parcel: Parcel, label: str = "") -> list[object]:
+    """Parameters kombu's JSON has no type for: a set, a path, an Enum in a structure; one the body may leave out."""
+    return [sorted(tags), folder, parcel, label]
 
 
 @shared_task(bind=True, pydantic=True)  # type: ignore[untyped-decorator]
@@ -302,7 +302,10 @@ def test_two_structures_of_one_name_are_described_apart(write_config: WriteConfi
 def test_what_kombus_json_cannot_carry_is_sent_as_json_has_it(
     write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A set as a list, a path as text, an Enum in a structure as its value: never an EncodeError at publish (500)."""
+    """A set as a list, a path as text, an Enum in a structure as its value: never an EncodeError at publish (500).
+
+    As the message of any body does, it carries the body's parameters only: the task applies its own defaults.
+    """
     client = app_exposing(write_config, "/tagged/", tagged_task).test_client()
     published: list[dict[str, Any]] = []
 
