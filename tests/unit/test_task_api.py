@@ -42,8 +42,8 @@ def abortable_task() -> None:
 
 
 @shared_task  # type: ignore[untyped-decorator]
-def positional_task(invoice_id: int, /) -> None:
-    """A parameter no keyword can give."""
+def positional_task(invoice_id: int, /, *lines: int) -> None:
+    """Parameters no keyword can give."""
 
 
 @shared_task  # type: ignore[untyped-decorator]
@@ -135,7 +135,7 @@ def parcel_task(self: Task, parcel: Parcel) -> str:
         ("/abortable/", abortable_task, r"abortable_task is not of the factory.s task class"),
         ("/stranger/", stranger_task, r"expose\('/stranger/'\): stranger is no task of this app's Celery"),
         ("/invoices/<int:invoice_id>", echoed_task, r"a rule without variables"),
-        ("/positional/", positional_task, r"positional_task: .* none to invoice_id"),
+        ("/positional/", positional_task, r"positional_task: .* none to invoice_id, lines$"),
         ("/open/", open_ended_task, r"open_ended_task: .* none to options"),
         ("/checked/", checked_only_task, r"checked_only_task: .*name 'Path' is not defined"),
         ("/connected/", connected_task, r"connected_task: Unable to generate pydantic-core schema for .*Client"),
