@@ -19,7 +19,8 @@ import yaml
 from flask import Blueprint, abort, current_app, request
 from flask.json.provider import DefaultJSONProvider
 from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import GenerateJsonSchema, models_json_schema
+from pydantic_core import core_schema
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
@@ -55,6 +56,14 @@ def _written() -> dict[str, Any]:
     return spec
 
 
+class _Schema(GenerateJsonSchema):
+    """pydantic's JSON Schema, with a pattern for a decimal's text: what it describes is what a POST takes."""
+
+    def get_decimal_pattern(self, schema: core_schema.DecimalSchema) -> str:
+        # Python's Decimal takes no exponent of 19 digits (decimal.MAX_EMAX): none is described.
+        return self.build_decimal_pattern(schema).replace("[eE][+-]?[0-9]+", "[eE][+-]?[0-9]{1,17}")
+
+
 @bp.get("/openapi.json")
 def openapi() -> dict[str, Any]:
     """The OpenAPI 3.1 description of this app's API, each exposed task's parameters as this app checks them."""
@@ -69,7 +78,7 @@ def openapi() -> dict[str, Any]:
     ]
     # All at once: two structures of one name (a `Line` in two modules) are told apart.
     keys: list[tuple[type[BaseModel], Literal["validation"]]] = [(model, "validation") for _, model in exposed]
-    refs, described = models_json_schema(keys, ref_template="#/components/schemas/{model}")
+    refs, described = models_json_schema(keys, ref_template="#/components/schemas/{model}", schema_generator=_Schema)
     components = described.get("$defs", {})
     for (rule, parameters), key in zip(exposed, keys, strict=True):
         schema = components[refs[key]["$ref"].rsplit("/", 1)[-1]]  # the body's own, in place

@@ -84,11 +84,12 @@ def start(task_name: str, parameters: type[BaseModel]) -> tuple[dict[str, Any], 
             abort(400, description=f"The body cannot be checked: {first['msg'].split(' at line')[0]}.")
         problems = [f"{'.'.join(map(str, problem['loc']))}: {problem['msg']}" for problem in error.errors()]
         abort(400, description="Parameter " + "; parameter ".join(problems) + ".")
-    kwargs = checked.model_dump(exclude_unset=True)
-    try:
-        dumps(kwargs)  # type: ignore[no-untyped-call]  # kombu's JSON: dates, times, UUIDs, decimals as such
-    except TypeError:  # a set, a Path, an Enum in a structure: sent as JSON has them
-        kwargs = checked.model_dump(mode="json", exclude_unset=True)
+    kwargs, as_json = checked.model_dump(exclude_unset=True), checked.model_dump(mode="json", exclude_unset=True)
+    for name, value in kwargs.items():
+        try:
+            dumps(value)  # type: ignore[no-untyped-call]  # kombu's JSON: dates, times, UUIDs, decimals as such
+        except TypeError:  # a set, a Path, an Enum in a structure: this parameter as JSON has it
+            kwargs[name] = as_json[name]
     return accept(task, kwargs)
 
 
@@ -133,5 +134,6 @@ def signature_model(task: Task, name: str) -> type[BaseModel]:
             warnings.filterwarnings("ignore", r"Field name .* shadows an attribute in parent", UserWarning)
             model: type[BaseModel] = create_model(name, __config__=STRICT_JSON, **fields)
     except PydanticUserError as error:  # a type pydantic cannot check, such as a client's class
-        raise ExposeError(f"{name}: {str(error).splitlines()[0]}") from error
+        reason = str(error).split(". ")[0]  # not pydantic's advice, for a model made here
+        raise ExposeError(f"{name}: {reason}: make it a pydantic model, or a type pydantic knows") from error
     return model

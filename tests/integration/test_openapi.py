@@ -8,10 +8,12 @@ from typing import TYPE_CHECKING
 
 import pytest
 from celery.worker import WorkController
-from flask import Flask
+from flask import Blueprint, Flask
 
 from app.web.auth import new_token
+from app.web.task_api import expose
 from tests.integration.conftest import WriteConfig, create_app_from
+from tests.tasks import typed_task
 
 if TYPE_CHECKING:
     import schemathesis
@@ -21,8 +23,15 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def secured_app(write_config: WriteConfig, embedded_worker: WorkController) -> Flask:
-    """An app with authentication on, on the session worker's queue, and its one client's token in `TOKEN`."""
-    return create_app_from(write_config("main", auth={"tokens": {"fuzzer": TOKEN_LINE.split(": ", 1)[1].strip('"')}}))
+    """An app with authentication on, on the session worker's queue, and its one client's token in `TOKEN`.
+
+    Beside the sample it exposes a task of typed parameters (a datetime, a UUID, a decimal, an Enum).
+    """
+    app = create_app_from(write_config("main", auth={"tokens": {"fuzzer": TOKEN_LINE.split(": ", 1)[1].strip('"')}}))
+    typed = Blueprint("typed", __name__)
+    expose(typed, "/typed/", typed_task)
+    app.register_blueprint(typed)
+    return app
 
 
 TOKEN, TOKEN_LINE = new_token("fuzzer")
