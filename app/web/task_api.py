@@ -84,7 +84,7 @@ def start(task_name: str, parameters: type[BaseModel]) -> tuple[dict[str, Any], 
             abort(400, description=f"The body cannot be checked: {first['msg'].split(' at line')[0]}.")
         problems = [f"{'.'.join(map(str, problem['loc']))}: {problem['msg']}" for problem in error.errors()]
         abort(400, description="Parameter " + "; parameter ".join(problems) + ".")
-    kwargs, as_json = checked.model_dump(exclude_unset=True), checked.model_dump(mode="json", exclude_unset=True)
+    kwargs, as_json = checked.model_dump(exclude_unset=True), checked.model_dump(mode="json")
     for name, value in kwargs.items():
         try:
             dumps(value)  # type: ignore[no-untyped-call]  # kombu's JSON: dates, times, UUIDs, decimals as such
