@@ -204,12 +204,9 @@ def environment(folder: Path) -> Path:
     python = folder / "bin" / "python"
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
-    pip = [str(python), "-m", "pip", "install", "-q"]
     # Two calls: requirements.txt's hashes put pip in --require-hashes mode, which PINS (versions only) fail.
-    subprocess.run(
-        [*pip, "--require-hashes", "-r", str(ROOT / "requirements.txt")], check=True, stdout=subprocess.DEVNULL
-    )
-    subprocess.run([*pip, *PINS], check=True, stdout=subprocess.DEVNULL)
+    for wanted in (["-r", str(ROOT / "requirements.txt")], PINS):
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *wanted], check=True, stdout=subprocess.DEVNULL)
     return python
 
 
