@@ -57,7 +57,7 @@ def submit_once(celery_app: Celery, key: str, parameters: dict[str, Any], submit
         # Beside the task records, under the backend's own key prefix.
         record_name = backend.get_key_for_task(f"idempotency-key-{digest}")
         lock_name = backend.get_key_for_task(f"idempotency-lock-{digest}")
-        fingerprint = hashlib.sha256(json.dumps(parameters, sort_keys=True, default=str).encode()).hexdigest()
+        fingerprint = hashlib.sha256(json.dumps(parameters, sort_keys=True).encode()).hexdigest()
         new = json.dumps({"task_id": str(uuid.uuid4()), "fingerprint": fingerprint})
         record = json.loads(_add(backend, record_name, new, backend.expires) or new)
         if record["fingerprint"] != fingerprint:

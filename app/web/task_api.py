@@ -78,7 +78,7 @@ def start(task_name: str, parameters: type[BaseModel]) -> tuple[dict[str, Any], 
     """The view of every exposed task: queue it with the body's keyword arguments, or 400 naming each one at fault."""
     task = current_app.extensions["celery"].tasks[task_name]  # this app's, not the process's default app's
     try:  # read as JSON, strictly: a date from its ISO text, no "5" for 5
-        checked = parameters.model_validate_json(json.dumps(json_object()))
+        checked = parameters.model_validate_json(json.dumps(body := json_object()))
     except ValidationError as error:
         if (first := error.errors()[0])["type"] == "json_invalid":  # too deep for pydantic, a lone surrogate
             abort(400, description=f"The body cannot be checked: {first['msg'].split(' at line')[0]}.")
@@ -90,11 +90,14 @@ def start(task_name: str, parameters: type[BaseModel]) -> tuple[dict[str, Any], 
             dumps(value)  # type: ignore[no-untyped-call]  # kombu's JSON: dates, times, UUIDs, decimals as such
         except TypeError:  # a set, a Path, an Enum in a structure: this parameter as JSON has it
             kwargs[name] = as_json[name]
-    return accept(task, kwargs)
+    return accept(task, kwargs, body)
 
 
-def accept(task: Task, kwargs: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
-    """Queue ``task`` with ``kwargs`` (valid), once per Idempotency-Key: 202, its id and Location; 503, 429."""
+def accept(task: Task, kwargs: dict[str, Any], body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
+    """Queue ``task`` with ``kwargs`` (valid), once per Idempotency-Key: 202, its id and Location; 503, 429.
+
+    The key's request is known by its ``body`` as sent, which any process reads alike (a set's order may differ).
+    """
     celery_app = current_app.extensions["celery"]
     key = request.headers.get("Idempotency-Key", type=parse_key)
 
@@ -105,7 +108,7 @@ def accept(task: Task, kwargs: dict[str, Any]) -> tuple[dict[str, Any], int, dic
 
     # The id record is written first (celery_app.FlaskTask): if that fails, nothing is published.
     with dependency("result backend"), dependency("broker"), PUBLISH_SECONDS.time():
-        task_id = send() if key is None else submit_once(celery_app, key, {task.name: kwargs}, send)
+        task_id = send() if key is None else submit_once(celery_app, key, {task.name: body}, send)
     return {"task_id": task_id, "state": "PENDING"}, 202, {"Location": url_for("tasks.task_status", task_id=task_id)}
 
 

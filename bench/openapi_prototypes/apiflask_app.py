@@ -21,7 +21,7 @@ def expose(bp: APIBlueprint, rule: str, task: Task) -> None:
     """Serve ``POST rule`` on ``bp``: the library checks the body; start ``task`` with it."""
 
     def start(json_data: BaseModel) -> tuple[dict[str, Any], int, dict[str, str]]:
-        return accept(task, json_data.model_dump(exclude_unset=True))
+        return accept(task, kwargs := json_data.model_dump(exclude_unset=True), kwargs)  # the key's fingerprint too
 
     start.__name__ = endpoint = f"start_{task.name.rsplit('.', 1)[-1]}"  # named, as Flask-Limiter needs
     start.parameters = model = model_of(task)  # type: ignore[attr-defined]  # a task start, for limits.py

@@ -22,7 +22,7 @@ def expose(bp: APIBlueprint, rule: str, task: Task) -> None:
     """Serve ``POST rule`` on ``bp``: the library checks the body; start ``task`` with it."""
 
     def start(body: BaseModel) -> tuple[dict[str, Any], int, dict[str, str]]:
-        return accept(task, body.model_dump(exclude_unset=True))
+        return accept(task, kwargs := body.model_dump(exclude_unset=True), kwargs)  # the key's fingerprint too
 
     start.__annotations__ = {"body": model_of(task)}  # what the library reads the model from
     start.__name__ = endpoint = f"start_{task.name.rsplit('.', 1)[-1]}"  # named, as Flask-Limiter needs

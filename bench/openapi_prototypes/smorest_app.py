@@ -44,7 +44,7 @@ def expose(bp: Blueprint, rule: str, task: Task, schema: type[Schema]) -> None:
     """Serve ``POST rule`` on ``bp``: the library checks the body against ``schema``; start ``task`` with it."""
 
     def start(kwargs: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
-        return accept(task, kwargs)
+        return accept(task, kwargs, kwargs)  # the key's fingerprint too
 
     start.__name__ = endpoint = f"start_{task.name.rsplit('.', 1)[-1]}"  # named, as Flask-Limiter needs
     start.parameters = schema  # type: ignore[attr-defined]  # a task start, for limits.py

@@ -23,6 +23,7 @@ from pydantic import BaseModel, create_model
 
 from app import create_app, create_app_or_exit, routes, tasks
 from app.settings import ConfigError
+from app.web import task_api
 from app.web.task_api import ExposeError, expose
 from tests.tasks import TYPED_BODY, TYPED_RESULT, echoed_task, typed_task
 from tests.unit.conftest import IN_MEMORY_CONFIG, WriteConfig
@@ -374,3 +375,20 @@ def test_a_decimals_text_is_described_with_the_pattern_a_post_takes(write_config
     assert matched == [True, True, False, False]
     posted = app.test_client().post("/typed/", json={**TYPED_BODY, "amount": "-1e3"})
     assert posted.status_code == 202
+
+
+def test_an_idempotency_keys_request_is_known_by_its_body_as_sent(
+    write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not by the arguments made of it: a set's order there differs between processes, the body's does not."""
+    client = app_exposing(write_config, "/tagged/", tagged_task).test_client()
+    fingerprinted: list[object] = []
+
+    def submit_once(celery_app: Celery, key: str, parameters: dict[str, Any], submit: Any) -> str:
+        fingerprinted.append(parameters)
+        return str(submit(None))
+
+    monkeypatch.setattr(task_api, "submit_once", submit_once)
+    body = {"tags": ["b", "a", "c"], "folder": "/srv", "parcel": {"size": "large"}, "when": "2025-01-02T03:04:05Z"}
+    assert client.post("/tagged/", json=body, headers={"Idempotency-Key": "k"}).status_code == 202
+    assert fingerprinted == [{tagged_task.name: body}]
