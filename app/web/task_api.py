@@ -34,7 +34,7 @@ from app.web.idempotency import parse_key, submit_once
 from app.web.unfinished_tasks import unfinished_slot
 
 # JSON gives no NaN, no infinities, and no "5" for 5.
-STRICT_JSON = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, use_enum_values=True)
+STRICT_JSON = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class ExposeError(TypeError):
@@ -84,12 +84,12 @@ def start(task_name: str, parameters: type[BaseModel]) -> tuple[dict[str, Any], 
             abort(400, description=f"The body cannot be checked: {first['msg'].split(' at line')[0]}.")
         problems = [f"{'.'.join(map(str, problem['loc']))}: {problem['msg']}" for problem in error.errors()]
         abort(400, description="Parameter " + "; parameter ".join(problems) + ".")
-    kwargs, as_json = checked.model_dump(exclude_unset=True), checked.model_dump(mode="json")
+    kwargs = checked.model_dump(exclude_unset=True)
     for name, value in kwargs.items():
         try:
             dumps(value)  # type: ignore[no-untyped-call]  # kombu's JSON: dates, times, UUIDs, decimals as such
-        except TypeError:  # a set, a Path, an Enum in a structure: this parameter as JSON has it
-            kwargs[name] = as_json[name]
+        except TypeError:  # a set, a Path, an Enum: this parameter as JSON has it
+            kwargs[name] = checked.model_dump(mode="json", include={name})[name]
     return accept(task, kwargs, body)
 
 
