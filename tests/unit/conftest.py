@@ -6,10 +6,12 @@ import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import yaml
+from celery import Task
 from celery.backends.cache import _DUMMY_CLIENT_CACHE
 from celery.backends.redis import RedisBackend
 from flask import Flask
@@ -47,6 +49,19 @@ TOKENS = {
 }
 
 WriteConfig = Callable[..., Path]
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """The messages published, their ``kwargs`` and options: Celery's apply_async, below the factory's, replaced."""
+    messages: list[dict[str, Any]] = []
+
+    def publish(task: Task, args: object, kwargs: dict[str, Any], **options: Any) -> SimpleNamespace:
+        messages.append({"kwargs": kwargs, **options})
+        return SimpleNamespace(id=options["task_id"])
+
+    monkeypatch.setattr(Task, "apply_async", publish)
+    return messages
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,6 @@ import re
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -403,18 +402,11 @@ def test_a_parameter_without_an_annotation_takes_any_json(write_config: WriteCon
 
 @pytest.mark.parametrize("body", [{}, {"seconds": None}], ids=["left-out", "given"])
 def test_a_parameter_the_body_leaves_out_is_left_out_of_the_message(
-    client: FlaskClient, monkeypatch: pytest.MonkeyPatch, body: dict[str, Any]
+    client: FlaskClient, sent: list[dict[str, Any]], body: dict[str, Any]
 ) -> None:
     """The message carries the body's arguments only, no defaults: the task applies its own where it runs."""
-    published: list[object] = []
-
-    def publish(task: Task, args: object, kwargs: object, **options: object) -> SimpleNamespace:
-        published.append(kwargs)
-        return SimpleNamespace(id=options["task_id"])
-
-    monkeypatch.setattr(Task, "apply_async", publish)  # Celery's own, below the factory's
     assert client.post("/task/", json=body).status_code == 202
-    assert published == [body]
+    assert [message["kwargs"] for message in sent] == [body]
 
 
 def test_a_tasks_parameter_model_is_made_once_as_it_is_exposed(
@@ -425,19 +417,10 @@ def test_a_tasks_parameter_model_is_made_once_as_it_is_exposed(
     assert [client.post("/task/", json={"seconds": 0}).status_code for _ in range(2)] == [202, 202]
 
 
-def test_a_post_waits_at_most_the_confirm_timeout(
-    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_post_waits_at_most_the_confirm_timeout(client: FlaskClient, sent: list[dict[str, Any]]) -> None:
     """The task is published asking RabbitMQ's confirm within 0.5 s (a stalled broker: integration tier, 503)."""
-    published: list[dict[str, object]] = []
-
-    def publish(task: Task, args: object, kwargs: object, **options: object) -> SimpleNamespace:
-        published.append(options)
-        return SimpleNamespace(id=options["task_id"])
-
-    monkeypatch.setattr(Task, "apply_async", publish)  # Celery's own, below the factory's
     assert client.post("/task/", json={"seconds": 1}).status_code == 202
-    assert [options["confirm_timeout"] for options in published] == [0.5]
+    assert [message["confirm_timeout"] for message in sent] == [0.5]
 
 
 def test_post_without_the_trailing_slash_is_served_not_redirected(client: FlaskClient) -> None:

@@ -11,7 +11,6 @@ import re
 import uuid
 from decimal import Decimal
 from pathlib import PurePosixPath
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -217,40 +216,36 @@ def test_a_return_type_for_the_type_checker_alone_is_not_read(write_config: Writ
     assert response.status_code == 202
 
 
-def test_dates_uuids_decimals_and_enums_are_read_as_json_writes_them(
-    write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Read strictly from ISO 8601, a UUID's or a decimal's text, an Enum's value: the task gets the types.
-
-    The message carries each as kombu's JSON does, as its type; an Enum as its value, which JSON has.
-    """
+def test_dates_uuids_decimals_and_enums_are_read_as_json_writes_them(write_config: WriteConfig) -> None:
+    """Read strictly from ISO 8601, a UUID's or a decimal's text, an Enum's value: the task gets the types."""
     client = app_exposing(write_config, "/typed/", typed_task).test_client()
     location = client.post("/typed/", json=TYPED_BODY).headers["Location"]
     assert client.get(location).json["result"] == TYPED_RESULT
-    published: list[dict[str, Any]] = []
+    response = client.post("/typed/", json={**TYPED_BODY, "when": "2 January"})
+    assert (response.status_code, response.json["error"]["message"]) == (
+        400,
+        "Parameter when: Input should be a valid datetime, input is too short.",
+    )
 
-    def publish(task: Task, args: object, kwargs: dict[str, Any], **options: object) -> SimpleNamespace:
-        published.append(kwargs)
-        return SimpleNamespace(id=options["task_id"])
 
-    monkeypatch.setattr(Task, "apply_async", publish)  # Celery's own, below the factory's
+def test_dates_uuids_and_decimals_are_sent_as_such_and_fingerprinted(
+    write_config: WriteConfig, sent: list[dict[str, Any]]
+) -> None:
+    """The message carries each as kombu's JSON does, as its type; an Enum as its value, which JSON has."""
+    client = app_exposing(write_config, "/typed/", typed_task).test_client()
     replays = [client.post("/typed/", json=TYPED_BODY, headers={"Idempotency-Key": "typed"}) for _ in range(2)]
     assert [response.json["task_id"] for response in replays] == [replays[0].json["task_id"]] * 2
-    assert len(published) == 1  # the fingerprint reads dates and decimals too: the replay queued nothing
+    assert len(sent) == 1  # the fingerprint reads dates and decimals too: the replay queued nothing
+    kwargs = sent[0]["kwargs"]
     assert (
-        loads(dumps(published[0]))
-        == published[0]
+        loads(dumps(kwargs))
+        == kwargs
         == {
             "when": dt.datetime(2025, 1, 2, 3, 4, 5, tzinfo=dt.UTC),
             "ref": uuid.UUID(int=1),
             "amount": Decimal("12.50"),
             "colour": "red",
         }
-    )
-    response = client.post("/typed/", json={**TYPED_BODY, "when": "2 January"})
-    assert (response.status_code, response.json["error"]["message"]) == (
-        400,
-        "Parameter when: Input should be a valid datetime, input is too short.",
     )
 
 
@@ -308,7 +303,7 @@ def test_two_structures_of_one_name_are_described_apart(write_config: WriteConfi
 
 
 def test_what_kombus_json_cannot_carry_is_sent_as_json_has_it(
-    write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch
+    write_config: WriteConfig, sent: list[dict[str, Any]]
 ) -> None:
     """A set as a list, a path as text, an Enum in a structure as its value: never an EncodeError at publish (500).
 
@@ -316,18 +311,10 @@ def test_what_kombus_json_cannot_carry_is_sent_as_json_has_it(
     carries the body's parameters only: the task applies its own defaults.
     """
     client = app_exposing(write_config, "/tagged/", tagged_task).test_client()
-    published: list[dict[str, Any]] = []
-
-    def publish(task: Task, args: object, kwargs: dict[str, Any], **options: object) -> SimpleNamespace:
-        published.append(kwargs)
-        return SimpleNamespace(id=options["task_id"])
-
-    monkeypatch.setattr(Task, "apply_async", publish)  # Celery's own, below the factory's
     body = {"tags": ["a"], "folder": "/srv/in", "parcel": {"size": "large"}, "when": "2025-01-02T03:04:05Z"}
     assert client.post("/tagged/", json=body).status_code == 202
-    assert (
-        loads(dumps(published[0])) == published[0] == {**body, "when": dt.datetime(2025, 1, 2, 3, 4, 5, tzinfo=dt.UTC)}
-    )
+    kwargs = sent[0]["kwargs"]
+    assert loads(dumps(kwargs)) == kwargs == {**body, "when": dt.datetime(2025, 1, 2, 3, 4, 5, tzinfo=dt.UTC)}
 
 
 def test_a_bound_task_with_celerys_pydantic_option_gets_its_structure(write_config: WriteConfig) -> None:
